@@ -1,0 +1,1 @@
+"""Sub-commands of the `mirage` CLI; see `mirage_hf.cli`."""

@@ -1,0 +1,445 @@
+"""MIRAGE: all-in-one image restoration with channel-wise functional decomposition and SPD manifold regularisation.
+
+A 4-level U-Net (Restormer / PromptIR layout). Every block is `x + Mixer(LN(x))`, then `x + FFN(LN(x))`, where the
+mixer splits the channels in three branches -- channel attention, a dynamic gated convolution and a channel MLP --
+and lets each branch gate the others before a 1×1 projection. Training adds a contrastive loss between the
+covariance (SPD) descriptors of shallow and latent features; that head never runs at inference.
+
+Parameter names follow the official implementation (repository Amazingren/MIRAGE) where they read well;
+`mirage_hf.convert` maps the official names onto these.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PreTrainedModel
+from transformers import initialization as init
+from transformers.utils import ModelOutput
+
+from .configuration_mirage import MirageConfig
+from .losses import fourier_l1_loss, info_nce_loss
+
+
+@dataclass
+class ImageRestorationOutput(ModelOutput):
+    """
+    Output of [`MirageForImageRestoration`].
+
+    Args:
+        loss (`torch.FloatTensor` of shape `()`, returned when `labels` are given):
+            `l1_loss + fourier_loss + contrastive_loss`.
+        reconstruction (`torch.FloatTensor` of shape `(batch_size, num_channels, height, width)`):
+            the restored image, same size as the input (not clamped).
+        l1_loss (`torch.FloatTensor` of shape `()`, returned when `labels` are given): mean absolute error.
+        fourier_loss (`torch.FloatTensor` of shape `()`, returned when `labels` are given):
+            `fourier_loss_weight` × L1 between the real and imaginary parts of `rfft2` of output and labels.
+        contrastive_loss (`torch.FloatTensor` of shape `()`, returned when `labels` are given):
+            `contrastive_loss_weight` × InfoNCE between the shallow and latent SPD embeddings of each image.
+    """
+
+    loss: torch.FloatTensor | None = None
+    reconstruction: torch.FloatTensor | None = None
+    l1_loss: torch.FloatTensor | None = None
+    fourier_loss: torch.FloatTensor | None = None
+    contrastive_loss: torch.FloatTensor | None = None
+
+
+def drop_path(hidden_states: torch.Tensor, drop_prob: float, training: bool) -> torch.Tensor:
+    """Stochastic depth per sample, scaled by 1 / keep (timm's DropPath, which cannot be installed here)."""
+    if drop_prob == 0.0 or not training:
+        return hidden_states
+    keep_prob = 1.0 - drop_prob
+    shape = (hidden_states.shape[0],) + (1,) * (hidden_states.ndim - 1)
+    mask = hidden_states.new_empty(shape).bernoulli_(keep_prob)
+    return hidden_states * mask / keep_prob
+
+
+class MirageDropPath(nn.Module):
+    def __init__(self, drop_prob: float):
+        super().__init__()
+        self.drop_prob = drop_prob
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return drop_path(hidden_states, self.drop_prob, self.training)
+
+    def extra_repr(self) -> str:
+        return f"drop_prob={self.drop_prob}"
+
+
+class MirageLayerNorm(nn.Module):
+    """LayerNorm over the channel axis of a [B, C, H, W] tensor (eps 1e-5).
+
+    `with_bias` is the ordinary LayerNorm; `bias_free` is Restormer's variant: x / sqrt(var + eps) * weight,
+    with no mean subtraction.
+    """
+
+    def __init__(self, num_channels: int, layer_norm_type: str):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(num_channels))
+        self.bias = nn.Parameter(torch.zeros(num_channels)) if layer_norm_type == "with_bias" else None
+        self.eps = 1e-5
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        variance = hidden_states.var(dim=1, keepdim=True, unbiased=False)
+        if self.bias is None:
+            return hidden_states / torch.sqrt(variance + self.eps) * self.weight[:, None, None]
+        mean = hidden_states.mean(dim=1, keepdim=True)
+        return (hidden_states - mean) / torch.sqrt(variance + self.eps) * self.weight[:, None, None] + self.bias[:, None, None]
+
+
+class MirageChannelAttention(nn.Module):
+    """Restormer's MDTA: attention across channels (a C×C map per head), q and k L2-normalised over pixels."""
+
+    def __init__(self, dim: int, num_heads: int, bias: bool):
+        super().__init__()
+        self.num_heads = num_heads
+        self.temperature = nn.Parameter(torch.ones(num_heads, 1, 1))
+        self.qkv = nn.Conv2d(dim, dim * 3, kernel_size=1, bias=bias)
+        self.qkv_dwconv = nn.Conv2d(dim * 3, dim * 3, kernel_size=3, padding=1, groups=dim * 3, bias=bias)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        batch_size, channels, height, width = hidden_states.shape
+        qkv = self.qkv_dwconv(self.qkv(hidden_states))
+        # [B, 3C, H, W] -> 3 × [B, heads, C/heads, H*W]
+        query, key, value = qkv.reshape(batch_size, 3, self.num_heads, channels // self.num_heads, height * width).unbind(1)
+        query = F.normalize(query, dim=-1)
+        key = F.normalize(key, dim=-1)
+        attention = (query @ key.transpose(-2, -1)) * self.temperature  # [B, heads, C/heads, C/heads]
+        attention = attention.softmax(dim=-1)
+        return (attention @ value).reshape(batch_size, channels, height, width)
+
+
+class MirageKernelGenerator(nn.Module):
+    """Predicts one k×k depthwise kernel per sample and channel from the globally pooled features."""
+
+    def __init__(self, channels: int, kernel_size: int):
+        super().__init__()
+        self.reduce = nn.Conv2d(channels, channels, kernel_size=1, bias=False)
+        self.expand = nn.Conv2d(channels, channels * kernel_size * kernel_size, kernel_size=1, bias=False)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        pooled = hidden_states.mean(dim=(2, 3), keepdim=True)  # [B, C, 1, 1]
+        return self.expand(F.gelu(self.reduce(pooled)))  # [B, C*k*k, 1, 1]
+
+
+class MirageGatedConv(nn.Module):
+    """The gated CNN branch: BatchNorm, 1×1 expansion into gate / identity / conv parts, (dynamic) depthwise
+    conv on the conv part, GELU(gate / τ) gating, 1×1 reduction, drop path, residual, then a 1×1 projection."""
+
+    def __init__(self, config: MirageConfig, dim: int):
+        super().__init__()
+        hidden = int(config.gated_expansion_ratio * dim)
+        conv_channels = int(config.gated_conv_ratio * dim)
+        self.split_sizes = (hidden, hidden - conv_channels, conv_channels)  # gate, identity, conv
+        self.kernel_size = config.gated_kernel_size
+
+        self.norm = nn.BatchNorm2d(dim)
+        self.in_proj = nn.Conv2d(dim, hidden * 2, kernel_size=1, bias=False)
+        if config.dynamic_conv:
+            self.kernel_generator = MirageKernelGenerator(conv_channels, self.kernel_size)
+        else:
+            self.depthwise = nn.Conv2d(
+                conv_channels, conv_channels, self.kernel_size, padding=self.kernel_size // 2, groups=conv_channels, bias=False
+            )
+        self.out_proj = nn.Conv2d(hidden, dim, kernel_size=1, bias=False)
+        self.drop_path = MirageDropPath(config.drop_path_rate)
+        self.post_proj = nn.Conv2d(dim, dim, kernel_size=1, bias=False)
+        self.gate_temperature = nn.Parameter(torch.ones(1))
+
+    def dynamic_depthwise_conv(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """Convolve each sample's channels with their own predicted kernels (one grouped conv over B*C groups)."""
+        batch_size, channels, height, width = hidden_states.shape
+        kernels = self.kernel_generator(hidden_states).reshape(batch_size * channels, 1, self.kernel_size, self.kernel_size)
+        convolved = F.conv2d(
+            hidden_states.reshape(1, batch_size * channels, height, width),
+            kernels,
+            padding=self.kernel_size // 2,
+            groups=batch_size * channels,
+        )
+        return convolved.reshape(batch_size, channels, height, width)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        shortcut = hidden_states
+        gate, identity, conv = torch.split(self.in_proj(self.norm(hidden_states)), self.split_sizes, dim=1)
+        if hasattr(self, "kernel_generator"):
+            conv = self.dynamic_depthwise_conv(conv)
+        else:
+            conv = self.depthwise(conv)
+        gated = F.gelu(gate / self.gate_temperature) * torch.cat((identity, conv), dim=1)
+        hidden_states = self.drop_path(self.out_proj(gated)) + shortcut
+        return self.post_proj(hidden_states)
+
+
+class MirageChannelMLP(nn.Module):
+    """Per-pixel MLP over channels: 1×1 conv to 2C, GELU, 1×1 conv back."""
+
+    def __init__(self, dim: int, bias: bool):
+        super().__init__()
+        self.fc1 = nn.Conv2d(dim, dim * 2, kernel_size=1, bias=bias)
+        self.fc2 = nn.Conv2d(dim * 2, dim, kernel_size=1, bias=bias)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.fc2(F.gelu(self.fc1(hidden_states)))
+
+
+class MirageMixer(nn.Module):
+    """Channel-wise functional decomposition: attention, gated conv and MLP on a third of the channels each,
+    cross-gated (each branch adds α·sigmoid(sum of the other two)), concatenated and projected."""
+
+    def __init__(self, config: MirageConfig, dim: int, num_heads: int):
+        super().__init__()
+        self.branch_sizes = (dim // 3, dim // 3, dim - 2 * (dim // 3))
+        self.attention = MirageChannelAttention(self.branch_sizes[0], num_heads, config.bias)
+        self.gated_conv = MirageGatedConv(config, self.branch_sizes[1])
+        self.mlp = MirageChannelMLP(self.branch_sizes[2], config.bias)
+        self.project_out = nn.Conv2d(dim, dim, kernel_size=1, bias=config.bias)
+        self.alpha_attention = nn.Parameter(torch.ones(1))
+        self.alpha_gated_conv = nn.Parameter(torch.ones(1))
+        self.alpha_mlp = nn.Parameter(torch.ones(1))
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        attention_in, gated_in, mlp_in = torch.split(hidden_states, self.branch_sizes, dim=1)
+        attention_out = self.attention(attention_in)
+        gated_out = self.gated_conv(gated_in)
+        mlp_out = self.mlp(mlp_in)
+        fused = torch.cat(
+            (
+                attention_out + self.alpha_attention * torch.sigmoid(gated_out + mlp_out),
+                gated_out + self.alpha_gated_conv * torch.sigmoid(attention_out + mlp_out),
+                mlp_out + self.alpha_mlp * torch.sigmoid(attention_out + gated_out),
+            ),
+            dim=1,
+        )
+        return self.project_out(fused)
+
+
+class MirageFeedForward(nn.Module):
+    """1×1 conv to 2·hidden, GELU, 3×3 depthwise conv, GELU(x1)·x2, 1×1 conv back."""
+
+    def __init__(self, dim: int, expansion_factor: float, bias: bool):
+        super().__init__()
+        hidden = int(dim * expansion_factor)
+        self.project_in = nn.Conv2d(dim, hidden * 2, kernel_size=1, bias=bias)
+        self.dwconv = nn.Conv2d(hidden * 2, hidden * 2, kernel_size=3, padding=1, groups=hidden * 2, bias=bias)
+        self.project_out = nn.Conv2d(hidden, dim, kernel_size=1, bias=bias)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        gate, value = self.dwconv(F.gelu(self.project_in(hidden_states))).chunk(2, dim=1)
+        return self.project_out(F.gelu(gate) * value)
+
+
+class MirageBlock(nn.Module):
+    def __init__(self, config: MirageConfig, dim: int, num_heads: int):
+        super().__init__()
+        self.norm1 = MirageLayerNorm(dim, config.layer_norm_type)
+        self.mixer = MirageMixer(config, dim, num_heads)
+        self.norm2 = MirageLayerNorm(dim, config.layer_norm_type)
+        self.ffn = MirageFeedForward(dim, config.ffn_expansion_factor, config.bias)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        hidden_states = hidden_states + self.mixer(self.norm1(hidden_states))
+        return hidden_states + self.ffn(self.norm2(hidden_states))
+
+
+def mirage_stage(config: MirageConfig, dim: int, num_heads: int, depth: int) -> nn.Sequential:
+    return nn.Sequential(*[MirageBlock(config, dim, num_heads) for _ in range(depth)])
+
+
+class MirageDownsample(nn.Module):
+    """3×3 conv C -> C/2, then PixelUnshuffle(2): half the size, twice the channels."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.conv = nn.Conv2d(dim, dim // 2, kernel_size=3, padding=1, bias=False)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return F.pixel_unshuffle(self.conv(hidden_states), 2)
+
+
+class MirageUpsample(nn.Module):
+    """3×3 conv C -> 2C, then PixelShuffle(2): twice the size, half the channels."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.conv = nn.Conv2d(dim, dim * 2, kernel_size=3, padding=1, bias=False)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return F.pixel_shuffle(self.conv(hidden_states), 2)
+
+
+def spd_descriptor(features: torch.Tensor, eps: float, geometry: str) -> torch.Tensor:
+    """Flattened SPD descriptor of [B, C, H, W] features: covariance over pixels (mean-centred, / (N-1)) + eps·I,
+    or its matrix logarithm (symmetric eigendecomposition) for the log-Euclidean geometry. Always fp32."""
+    batch_size, channels = features.shape[:2]
+    with torch.autocast(device_type=features.device.type, enabled=False):
+        flat = features.float().reshape(batch_size, channels, -1)
+        centred = flat - flat.mean(dim=2, keepdim=True)
+        covariance = centred @ centred.transpose(1, 2) / (flat.shape[2] - 1)
+        covariance = covariance + eps * torch.eye(channels, device=features.device, dtype=covariance.dtype)
+        if geometry == "log_euclidean":
+            eigenvalues, eigenvectors = torch.linalg.eigh(covariance)
+            log_eigenvalues = eigenvalues.clamp_min(eps).log()
+            covariance = (eigenvectors * log_eigenvalues.unsqueeze(1)) @ eigenvectors.transpose(1, 2)
+        return covariance.reshape(batch_size, channels * channels)
+
+
+class MirageSPDHead(nn.Module):
+    """Training-only head: SPD descriptors of the shallow (level-1) and latent features, each reduced by a
+    1×1 conv, flattened, projected by a linear layer and L2-normalised."""
+
+    def __init__(self, config: MirageConfig):
+        super().__init__()
+        self.eps = config.spd_eps
+        self.geometry = config.spd_geometry
+        shallow, latent = config.spd_shallow_channels, config.spd_latent_channels
+        self.reduce_shallow = nn.Conv2d(config.embed_dim, shallow, kernel_size=1)
+        self.reduce_latent = nn.Conv2d(config.embed_dim * 4, latent, kernel_size=1)
+        self.proj_shallow = nn.Linear(shallow * shallow, config.spd_projection_dim)
+        self.proj_latent = nn.Linear(latent * latent, config.spd_projection_dim)
+
+    def forward(self, shallow_features: torch.Tensor, latent_features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        shallow = spd_descriptor(self.reduce_shallow(shallow_features), self.eps, self.geometry)  # [B, 12*12]
+        latent = spd_descriptor(self.reduce_latent(latent_features), self.eps, self.geometry)  # [B, 24*24]
+        shallow_embedding = F.normalize(self.proj_shallow(shallow.to(self.proj_shallow.weight.dtype)), dim=1)
+        latent_embedding = F.normalize(self.proj_latent(latent.to(self.proj_latent.weight.dtype)), dim=1)
+        return shallow_embedding, latent_embedding  # [B, 64] each
+
+
+class MiragePreTrainedModel(PreTrainedModel):
+    config_class = MirageConfig
+    base_model_prefix = "mirage"
+    main_input_name = "pixel_values"
+    input_modalities = ("image",)
+    supports_gradient_checkpointing = False
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        """PyTorch's default initialisation, as the official model uses (it has no init of its own)."""
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            init.kaiming_uniform_(module.weight, a=math.sqrt(5))
+            if module.bias is not None:
+                fan_in = module.weight[0].numel()
+                bound = 1 / math.sqrt(fan_in)
+                init.uniform_(module.bias, -bound, bound)
+        elif isinstance(module, nn.BatchNorm2d):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+            init.zeros_(module.running_mean)
+            init.ones_(module.running_var)
+            init.zeros_(module.num_batches_tracked)
+        elif isinstance(module, MirageLayerNorm):
+            init.ones_(module.weight)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, MirageChannelAttention):
+            init.ones_(module.temperature)
+        elif isinstance(module, MirageGatedConv):
+            init.ones_(module.gate_temperature)
+        elif isinstance(module, MirageMixer):
+            init.ones_(module.alpha_attention)
+            init.ones_(module.alpha_gated_conv)
+            init.ones_(module.alpha_mlp)
+
+
+class MirageForImageRestoration(MiragePreTrainedModel):
+    """MIRAGE restoration network: degraded RGB in [0, 1] -> restored RGB, any height and width."""
+
+    def __init__(self, config: MirageConfig):
+        super().__init__(config)
+        dim = config.embed_dim
+        depths, heads = config.depths, config.num_heads
+
+        self.patch_embed = nn.Conv2d(config.num_channels, dim, kernel_size=3, padding=1, bias=config.bias)
+        self.encoder_level1 = mirage_stage(config, dim, heads[0], depths[0])
+        self.down1_2 = MirageDownsample(dim)
+        self.encoder_level2 = mirage_stage(config, dim * 2, heads[1], depths[1])
+        self.down2_3 = MirageDownsample(dim * 2)
+        self.encoder_level3 = mirage_stage(config, dim * 4, heads[2], depths[2])
+        self.down3_4 = MirageDownsample(dim * 4)
+        self.latent = mirage_stage(config, dim * 8, heads[3], depths[3])
+
+        self.reduce_dim_level3 = nn.Conv2d(dim * 8, dim * 4, kernel_size=1, bias=config.bias)
+        self.up4_3 = MirageUpsample(dim * 4)
+        self.reduce_chan_level3 = nn.Conv2d(dim * 6, dim * 4, kernel_size=1, bias=config.bias)
+        self.decoder_level3 = mirage_stage(config, dim * 4, heads[2], depths[2])
+        self.up3_2 = MirageUpsample(dim * 4)
+        self.reduce_chan_level2 = nn.Conv2d(dim * 4, dim * 2, kernel_size=1, bias=config.bias)
+        self.decoder_level2 = mirage_stage(config, dim * 2, heads[1], depths[1])
+        self.up2_1 = MirageUpsample(dim * 2)
+        # Level 1 of the decoder keeps the concatenated 2·dim channels (no reduction), as the official model.
+        self.decoder_level1 = mirage_stage(config, dim * 2, heads[0], depths[0])
+        self.refinement = mirage_stage(config, dim * 2, heads[0], config.num_refinement_blocks)
+        self.output = nn.Conv2d(dim * 2, config.num_channels, kernel_size=3, padding=1, bias=config.bias)
+
+        self.spd_head = MirageSPDHead(config)
+        self.post_init()
+
+    def pad_to_multiple(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Pad bottom and right to a multiple of 8 (reflect where the image is large enough, else replicate)."""
+        height, width = pixel_values.shape[-2:]
+        multiple = self.config.pad_multiple
+        pad_bottom, pad_right = -height % multiple, -width % multiple
+        if pad_bottom == 0 and pad_right == 0:
+            return pixel_values
+        mode = "reflect" if pad_bottom < height and pad_right < width else "replicate"
+        return F.pad(pixel_values, (0, pad_right, 0, pad_bottom), mode=mode)
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> ImageRestorationOutput | tuple:
+        r"""
+        pixel_values (`torch.FloatTensor` of shape `(batch_size, 3, height, width)`): degraded images in [0, 1].
+        labels (`torch.FloatTensor` of the same shape, *optional*): clean images; when given the losses are computed.
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        height, width = pixel_values.shape[-2:]
+        padded = self.pad_to_multiple(pixel_values)
+
+        # Encoder: [B, d, H, W] -> [B, 2d, H/2, W/2] -> [B, 4d, H/4, W/4] -> [B, 8d, H/8, W/8]
+        encoder_level1 = self.encoder_level1(self.patch_embed(padded))
+        encoder_level2 = self.encoder_level2(self.down1_2(encoder_level1))
+        encoder_level3 = self.encoder_level3(self.down2_3(encoder_level2))
+        latent = self.reduce_dim_level3(self.latent(self.down3_4(encoder_level3)))  # [B, 4d, H/8, W/8]
+
+        # Decoder with skip connections
+        hidden_states = self.reduce_chan_level3(torch.cat([self.up4_3(latent), encoder_level3], dim=1))
+        hidden_states = self.decoder_level3(hidden_states)  # [B, 4d, H/4, W/4]
+        hidden_states = self.reduce_chan_level2(torch.cat([self.up3_2(hidden_states), encoder_level2], dim=1))
+        hidden_states = self.decoder_level2(hidden_states)  # [B, 2d, H/2, W/2]
+        hidden_states = torch.cat([self.up2_1(hidden_states), encoder_level1], dim=1)  # [B, 2d, H, W]
+        hidden_states = self.refinement(self.decoder_level1(hidden_states))
+        reconstruction = (self.output(hidden_states) + padded)[..., :height, :width]
+
+        loss = l1_loss = fourier_loss = contrastive_loss = None
+        if labels is not None:
+            labels = labels.to(reconstruction.dtype)
+            l1_loss = F.l1_loss(reconstruction, labels)
+            fourier_loss = self.config.fourier_loss_weight * fourier_l1_loss(reconstruction, labels)
+            shallow_embedding, latent_embedding = self.spd_head(encoder_level1, latent)
+            contrastive_loss = self.config.contrastive_loss_weight * info_nce_loss(
+                shallow_embedding, latent_embedding, self.config.contrastive_temperature
+            )
+            loss = l1_loss + fourier_loss + contrastive_loss
+
+        if not return_dict:
+            output = (reconstruction,)
+            return ((loss, l1_loss, fourier_loss, contrastive_loss) + output) if loss is not None else output
+        return ImageRestorationOutput(
+            loss=loss,
+            reconstruction=reconstruction,
+            l1_loss=l1_loss,
+            fourier_loss=fourier_loss,
+            contrastive_loss=contrastive_loss,
+        )
+
+
+__all__ = ["ImageRestorationOutput", "MirageForImageRestoration", "MiragePreTrainedModel"]

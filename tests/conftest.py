@@ -1,0 +1,47 @@
+"""Shared test setup: offline Hugging Face flags, few threads, and tiny models/images made on the spot."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+def tiny_config(**overrides):
+    from mirage_hf import MirageConfig
+
+    values = dict(embed_dim=6, depths=[1, 1, 1, 1], num_refinement_blocks=1, num_heads=[1, 1, 1, 1])
+    values.update(overrides)
+    return MirageConfig(**values)
+
+
+@pytest.fixture
+def tiny_model():
+    from mirage_hf import MirageForImageRestoration
+
+    torch.manual_seed(0)
+    return MirageForImageRestoration(tiny_config()).eval()
+
+
+@pytest.fixture
+def tiny_model_dir(tmp_path, tiny_model):
+    from mirage_hf import MirageImageProcessor
+
+    path = tmp_path / "tiny-model"
+    tiny_model.save_pretrained(path)
+    MirageImageProcessor().save_pretrained(path)
+    return path
+
+
+def random_rgb(height: int, width: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, size=(height, width, 3), dtype=np.uint8)
