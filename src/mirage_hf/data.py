@@ -484,15 +484,12 @@ def save_dataset_dict(dataset_dict, out_dir: str | os.PathLike, max_shard_size: 
 
     Refuses to write into an existing non-empty folder.
     """
-    import shutil
-    import tempfile
+    from .io_utils import atomic_dir
 
     out_dir = Path(out_dir)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise MirageError(f"{out_dir} already exists and is not empty; choose another --out")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with atomic_dir(out_dir) as tmp_dir:
         dataset_dict.save_to_disk(str(tmp_dir), max_shard_size=max_shard_size)
         for split, dataset in dataset_dict.items():
             num_shards = max(1, min(dataset.num_rows, -(-dataset.data.nbytes // _parse_size(max_shard_size))))
@@ -501,12 +498,6 @@ def save_dataset_dict(dataset_dict, out_dir: str | os.PathLike, max_shard_size: 
             for index in range(num_shards):
                 shard = dataset.shard(num_shards, index, contiguous=True)
                 shard.to_parquet(str(split_dir / f"{split}-{index:05d}-of-{num_shards:05d}.parquet"))
-        if out_dir.exists():
-            out_dir.rmdir()
-        os.replace(tmp_dir, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-        raise
     return out_dir
 
 
