@@ -25,7 +25,7 @@ kind                    parameters
                         ``np.clip(clean_uint8 + randn * sigma, 0, 255).astype(uint8)`` (truncation).
 ``rain``                ``amount`` [0.3, 1] (streak seeds per pixel = 0.005 * amount), ``length``
                         [0.05, 0.2] of the shorter side, ``angle`` [-30, 30] degrees from vertical,
-                        ``width`` [1, 2.5], streak brightness [0.5, 1]; screen-blended.
+                        ``width`` [1, 2.5], streak brightness [0.3, 0.8]; screen-blended.
 ``snow``                ``amount`` [0.3, 1]; two flake layers (far: width [1.5, 2.5], near: width
                         [3, 5]), ``angle`` [-45, 45], a short motion blur, a white veil [0, 0.15].
 ``haze``                ``beta`` [0.6, 2.0], ``airlight`` A [0.7, 1.0], depth proxy d in [0.2, 1].
@@ -203,7 +203,7 @@ def _rain(batch, rng, amount=None, length=None, angle=None, width=None):
         a = _draw(rng, amount, 0.3, 1.0)
         l = _draw(rng, length, 0.05, 0.2) * min(h, w)
         kernel = _streak_kernel(h, w, l, _draw(rng, angle, -30, 30), _draw(rng, width, 1.0, 2.5))
-        layers.append(_streak_layer(_random_seeds(rng, (h, w), 0.005 * a), kernel))
+        layers.append(_streak_layer(_random_seeds(rng, (h, w), 0.005 * a, 0.3, 0.8), kernel))
     return _screen(batch, torch.stack(layers)[:, None])
 
 
@@ -217,7 +217,7 @@ def add_rain(image, amount: float | None = None, length: float | None = None, an
             Default [0.3, 1].
         length: streak length as a fraction of the shorter canvas side; default [0.05, 0.2].
         angle: degrees from vertical; default [-30, 30].
-        width: streak width in canvas pixels; default [1, 2.5].
+        width: streak width in canvas pixels; default [1, 2.5]. Each streak's brightness is drawn from [0.3, 0.8].
     """
     return _apply(image, _rain, seed, amount=amount, length=length, angle=angle, width=width)
 
