@@ -533,7 +533,11 @@ def load_built_dataset(path: str | os.PathLike, streaming: bool = False, split: 
     elif local.exists() or str(path).startswith((".", "/")):
         raise MirageError(f"{path} is not a dataset folder")
     else:
-        loaded = datasets.load_dataset(str(path), streaming=streaming)
+        try:
+            loaded = datasets.load_dataset(str(path), streaming=streaming)
+        except Exception as error:  # offline, unknown repo, no access: one line for the user
+            first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise MirageError(f"cannot load dataset {path!r}: {first_line}") from None
     if split is not None:
         if split not in loaded:
             raise MirageError(f"{path} has no split {split!r} (it has {', '.join(loaded)})")
