@@ -157,6 +157,9 @@ def test_compositions_apply_every_part_in_physical_order(clean_uint8):
     assert torch.equal(D.degrade(x, "low_haze_rain", seed=9), expected)
     low_haze = D.degrade(clean_uint8, "low_haze", seed=0)
     assert low_haze.mean() < clean_uint8.mean() / 2
+    from mirage_hf.data import CDD11_KINDS
+
+    assert set(CDD11_KINDS) <= set(D.DEGRADATIONS)
     assert D.task_of("low_haze_rain") == "composite" and D.task_of("noise_25") == "denoise"
     assert [D.task_of(k) for k in ("rain", "haze", "blur", "lowlight")] == ["derain", "dehaze", "deblur", "lowlight"]
 
@@ -177,11 +180,13 @@ def test_synthesize_dataset_from_folder(tmp_path):
 
     folder = _clean_folder(tmp_path)
     kinds = ["noise_25", "rain", "low_haze"]
-    ds = D.synthesize_dataset(folder, kinds=kinds, seed=1, num_variants=2)
+    ds = D.synthesize_dataset(folder, kinds=kinds, seed=1, num_variants=2, cache_dir=str(tmp_path / "cache1"))
     assert len(ds) == 3 * len(kinds) * 2
     assert set(ds.column_names) == {"input", "target", "task", "degradation", "source", "id"}
     assert isinstance(ds.features["input"], datasets.Image) and isinstance(ds.features["task"], datasets.ClassLabel)
-    assert ds.features["task"].names == list(D.TASK_NAMES)
+    from mirage_hf.data import mirage_features
+
+    assert ds.features == mirage_features()
     assert ds[0]["id"] == "a0_noise_25_0" and ds[1]["id"] == "a0_noise_25_1" and ds[-1]["id"] == "sub_b2_low_haze_1"
     assert set(ds["source"]) == {"synthetic:my_photos"}
     assert ds.features["task"].int2str(ds[2]["task"]) == "derain" and ds[4]["degradation"] == "low_haze"
@@ -192,12 +197,12 @@ def test_synthesize_dataset_from_folder(tmp_path):
     assert ds[0]["input"].size == ds[0]["target"].size
     assert not np.array_equal(np.asarray(ds[0]["input"]), np.asarray(ds[1]["input"]))  # variants differ
 
-    again = D.synthesize_dataset(folder, kinds=kinds, seed=1, num_variants=2)
+    again = D.synthesize_dataset(folder, kinds=kinds, seed=1, num_variants=2, cache_dir=str(tmp_path / "cache2"))
     assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(ds["input"], again["input"]))
     # a row depends on (seed, image, kind, variant) only, not on which other kinds are made
-    rain_only = D.synthesize_dataset(folder, kinds=["rain"], seed=1, num_variants=2)
+    rain_only = D.synthesize_dataset(folder, kinds=["rain"], seed=1, num_variants=2, cache_dir=str(tmp_path / "cache3"))
     assert np.array_equal(np.asarray(rain_only[1]["input"]), np.asarray(ds[3]["input"]))
-    other_seed = D.synthesize_dataset(folder, kinds=["rain"], seed=2, num_variants=1)
+    other_seed = D.synthesize_dataset(folder, kinds=["rain"], seed=2, num_variants=1, cache_dir=str(tmp_path / "cache3"))
     assert not np.array_equal(np.asarray(other_seed[0]["input"]), np.asarray(rain_only[0]["input"]))
 
 
@@ -209,7 +214,8 @@ def test_synthesize_dataset_from_dataset_and_max_size(tmp_path):
     source = datasets.Dataset.from_dict({"photo": images, "label": [0, 1]},
                                         features=datasets.Features({"photo": datasets.Image(),
                                                                     "label": datasets.Value("int64")}))
-    ds = D.synthesize_dataset(source, kinds=["blur"], max_size=32, source_name="synthetic:test")
+    ds = D.synthesize_dataset(source, kinds=["blur"], max_size=32, source_name="synthetic:test",
+                              cache_dir=str(tmp_path / "cache"))
     assert len(ds) == 2 and ds[0]["target"].size == (24, 32) and ds[0]["input"].size == (24, 32)
     assert ds["id"] == ["000000_blur_0", "000001_blur_0"] and ds[0]["source"] == "synthetic:test"
 
@@ -226,3 +232,7 @@ def test_synthesize_dataset_errors(tmp_path):
     (folder / "broken.png").write_bytes(b"not a png")
     with pytest.raises(MirageError, match="broken.png"):
         D.synthesize_dataset(folder, kinds=["rain"])
+    with pytest.raises(MirageError, match="neither a folder"):
+        D.synthesize_dataset(tmp_path / "missing_folder", kinds=["rain"])
+    with pytest.raises(MirageError, match="num_variants"):
+        D.synthesize_dataset(folder, kinds=["rain"], num_variants=0)

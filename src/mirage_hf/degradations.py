@@ -23,7 +23,7 @@ kind                    parameters
 ======================  ==========================================================================
 ``noise``               ``sigma`` in 0-255 units, one of (15, 25, 50); the paper's protocol, exactly:
                         ``np.clip(clean_uint8 + randn * sigma, 0, 255).astype(uint8)`` (truncation).
-``rain``                ``amount`` [0.3, 1] (streak seeds per pixel = 0.005 * amount), ``length``
+``rain``                ``amount`` [0.3, 1] (streak seeds per canvas pixel = 0.005 * amount), ``length``
                         [0.05, 0.2] of the shorter side, ``angle`` [-30, 30] degrees from vertical,
                         ``width`` [1, 2.5], streak brightness [0.3, 0.8]; screen-blended.
 ``snow``                ``amount`` [0.3, 1]; two flake layers (far: width [1.5, 2.5], near: width
@@ -38,7 +38,14 @@ Rain and snow are rendered on a canvas whose long side is at most 512 pixels and
 so streaks keep their look on large photos. Compositions (the CDD-11 kinds ``low_haze``, ``low_rain``,
 ``low_snow``, ``haze_rain``, ``haze_snow``, ``low_haze_rain``, ``low_haze_snow``) apply their parts in
 physical order: haze (the atmosphere between scene and camera), then rain or snow (in front of the
-camera), then low light (exposure and sensor noise, last). CDD-11's ``low`` is ``lowlight`` here.
+camera), then low light (exposure and sensor noise, last). ``low`` (CDD-11's name) is an alias of ``lowlight``,
+so every CDD-11 kind (`mirage_hf.data.CDD11_KINDS`) is a kind here.
+
+One-knob controls (e.g. for sliders): `add_noise` ``sigma`` 0-100, `add_rain` / `add_snow` ``amount`` 0-1,
+`add_haze` ``beta`` 0-3, `add_motion_blur` ``kernel_size`` 1-63 (1 = none), `add_lowlight` ``strength`` 0-1.
+`DEGRADATIONS` maps every kind to its function, `degrade(image, kind, seed, **params)` calls one,
+`task_of(kind)` gives the dataset task (noise* -> denoise, rain -> derain, haze -> dehaze, blur -> deblur,
+lowlight/low -> lowlight, snow and compositions -> composite) and `synthesize_dataset` builds paired rows.
 """
 
 from __future__ import annotations
@@ -54,12 +61,13 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from .data import IMAGE_EXTENSIONS, NOISE_SIGMAS, TASK_NAMES, mirage_features
+from .errors import MirageError
+
 SeedLike = int | np.random.Generator | np.random.SeedSequence | torch.Generator | None
 
-TASK_NAMES = ("denoise", "derain", "dehaze", "deblur", "lowlight", "composite")
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 DEFAULT_KINDS = ("noise_15", "noise_25", "noise_50", "rain", "haze", "blur", "lowlight")
-DEFAULT_SIGMAS = (15, 25, 50)
+DEFAULT_SIGMAS = NOISE_SIGMAS  # (15, 25, 50)
 _RENDER_SIDE = 512  # long side of the canvas rain and snow are drawn on
 
 
@@ -454,11 +462,12 @@ DEGRADATIONS: dict[str, Callable] = {
     "haze": add_haze,
     "blur": add_motion_blur,
     "lowlight": add_lowlight,
+    "low": add_lowlight,
     **{kind: _composite(kind) for kind in COMPOSITE_KINDS},
 }
 """Every kind -> a function ``f(image, seed=None, **params)``; only single kinds take parameters."""
 
-_TASKS = {"rain": "derain", "haze": "dehaze", "blur": "deblur", "lowlight": "lowlight"}
+_TASKS = {"rain": "derain", "haze": "dehaze", "blur": "deblur", "lowlight": "lowlight", "low": "lowlight"}
 
 
 def task_of(kind: str) -> str:
@@ -478,20 +487,6 @@ def degrade(image, kind: str, seed: SeedLike = None, **params):
 # ---------------------------------------------------------------------------------------------------
 
 
-def _features():
-    """The project's shared row schema (`mirage_hf.data.MIRAGE_FEATURES` once it exists)."""
-    import datasets
-
-    return datasets.Features({
-        "input": datasets.Image(),
-        "target": datasets.Image(),
-        "task": datasets.ClassLabel(names=list(TASK_NAMES)),
-        "degradation": datasets.Value("string"),
-        "source": datasets.Value("string"),
-        "id": datasets.Value("string"),
-    })
-
-
 def _folder_images(folder: Path) -> list[tuple[str, Path]]:
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
                    and not any(part.startswith(".") for part in p.relative_to(folder).parts))
@@ -504,13 +499,7 @@ def _image_column(dataset) -> str:
     for name, feature in dataset.features.items():
         if isinstance(feature, datasets.Image):
             return name
-    raise _error(f"the dataset has no image column (columns: {', '.join(dataset.column_names)})")
-
-
-def _error(message: str) -> Exception:
-    from .errors import MirageError
-
-    return MirageError(message)
+    raise MirageError(f"the dataset has no image column (columns: {', '.join(dataset.column_names)})")
 
 
 def _resize(image: Image.Image, max_size: int | None) -> Image.Image:
@@ -528,7 +517,8 @@ def row_seed(seed: int, image_index: int, kind: str, variant: int) -> np.random.
 
 
 def synthesize_dataset(source, kinds: Sequence[str] | None = None, seed: int = 0, num_variants: int = 1,
-                       max_size: int | None = None, split: str = "train", source_name: str | None = None):
+                       max_size: int | None = None, split: str = "train", source_name: str | None = None,
+                       cache_dir: str | None = None):
     """Turn clean images into a paired `datasets.Dataset` with the project's schema.
 
     Args:
@@ -539,6 +529,8 @@ def synthesize_dataset(source, kinds: Sequence[str] | None = None, seed: int = 0
         num_variants: degraded versions per image and kind.
         max_size: if set, clean images are first resized (bicubic) so that their long side is at most this.
         source_name: the `source` column; default ``synthetic:<folder name or dataset name>``.
+        cache_dir: the `datasets` cache for the generated Arrow files (default: the `datasets` cache; a
+            rerun with the same inputs, files and code reuses it).
 
     Returns:
         rows ``input`` (degraded), ``target`` (clean, resized), ``task``, ``degradation`` (the kind),
@@ -550,19 +542,19 @@ def synthesize_dataset(source, kinds: Sequence[str] | None = None, seed: int = 0
     kinds = tuple(DEFAULT_KINDS if kinds is None else kinds)
     unknown = [k for k in kinds if k not in DEGRADATIONS]
     if unknown or not kinds:
-        raise _error(f"unknown degradation kind(s) {', '.join(unknown) or '(none given)'}; "
+        raise MirageError(f"unknown degradation kind(s) {', '.join(unknown) or '(none given)'}; "
                      f"choose from {', '.join(DEGRADATIONS)}")
     if num_variants < 1:
-        raise _error(f"num_variants must be >= 1, got {num_variants}")
+        raise MirageError(f"num_variants must be >= 1, got {num_variants}")
 
     if isinstance(source, (str, Path)) and Path(source).is_dir():
         folder = Path(source)
         items = _folder_images(folder)
         if not items:
-            raise _error(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found under {folder}")
+            raise MirageError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found under {folder}")
         unreadable = [str(path) for _, path in items if not _readable(path)]
         if unreadable:
-            raise _error(f"{len(unreadable)} unreadable image(s): {', '.join(unreadable)}")
+            raise MirageError(f"{len(unreadable)} unreadable image(s): {', '.join(unreadable)}")
         name = source_name or f"synthetic:{folder.resolve().name}"
         stats = [(stem, p.stat().st_size, p.stat().st_mtime_ns) for stem, p in items]
         fingerprint_source = repr((str(folder.resolve()), stats))
@@ -571,7 +563,7 @@ def synthesize_dataset(source, kinds: Sequence[str] | None = None, seed: int = 0
         def load(i):
             return items[i][0], Image.open(items[i][1])
     else:
-        dataset = source if isinstance(source, datasets.Dataset) else datasets.load_dataset(str(source), split=split)
+        dataset = source if isinstance(source, datasets.Dataset) else _load_dataset(source, split)
         column = _image_column(dataset)
         label = str(source) if isinstance(source, (str, Path)) else dataset.info.dataset_name or "dataset"
         name = source_name or f"synthetic:{label}"
@@ -593,7 +585,7 @@ def synthesize_dataset(source, kinds: Sequence[str] | None = None, seed: int = 0
             try:
                 clean = _resize(image, max_size)
             except OSError as error:
-                raise _error(f"cannot read image {stem}: {error}") from error
+                raise MirageError(f"cannot read image {stem}: {error}") from error
             for kind in kinds:
                 for v in range(num_variants):
                     yield {
@@ -605,7 +597,18 @@ def synthesize_dataset(source, kinds: Sequence[str] | None = None, seed: int = 0
                         "id": f"{stem}_{kind}_{v}",
                     }
 
-    return datasets.Dataset.from_generator(rows, features=_features(), fingerprint=fingerprint)
+    return datasets.Dataset.from_generator(rows, features=mirage_features(), fingerprint=fingerprint, cache_dir=cache_dir)
+
+
+def _load_dataset(source, split: str):
+    import datasets
+
+    if not isinstance(source, (str, Path)):
+        raise MirageError(f"expected a folder, a datasets.Dataset or a dataset id, got {type(source).__name__}")
+    try:
+        return datasets.load_dataset(str(source), split=split)
+    except Exception as error:  # a missing folder, an unknown id, no network: one line for the user
+        raise MirageError(f"{source} is neither a folder of images nor a loadable dataset: {error}") from error
 
 
 def _readable(path: Path) -> bool:
