@@ -393,7 +393,7 @@ def _lowlight(batch, rng, strength=None, exposure=None, gamma=None, shot_noise=N
             s = float(strength)
             defaults = (0.05**s, 1 + s, 1e-3 * s, 1e-2 * s)
         else:
-            defaults = (rng.uniform(0.05, 0.35), rng.uniform(1.2, 2.0), rng.uniform(1e-4, 1e-3), rng.uniform(2e-3, 1e-2))
+            defaults = rng.uniform([0.05, 1.2, 1e-4, 2e-3], [0.35, 2.0, 1e-3, 1e-2])  # exposure, gamma, shot, read
         e, g, shot, read = (float(d) if v is None else float(v)
                             for v, d in zip((exposure, gamma, shot_noise, read_noise), defaults))
         dark = e * image.clamp(0, 1) ** g
@@ -597,7 +597,9 @@ def synthesize_dataset(source, kinds: Sequence[str] | None = None, seed: int = 0
                         "id": f"{stem}_{kind}_{v}",
                     }
 
-    return datasets.Dataset.from_generator(rows, features=mirage_features(), fingerprint=fingerprint, cache_dir=cache_dir)
+    return datasets.Dataset.from_generator(
+        rows, features=mirage_features(), fingerprint=fingerprint, cache_dir=cache_dir
+    )
 
 
 def _load_dataset(source, split: str):
