@@ -101,9 +101,9 @@ def test_haze_obeys_the_scattering_model(clean_uint8):
     out = D.add_haze(clean, beta=beta, airlight=airlight, depth=depth_map, seed=0)
     t = torch.exp(-beta * depth_map)
     assert torch.allclose(out, clean * t + airlight * (1 - t), atol=1e-6)
-    proxy = D.depth_proxy(clean.repeat(2, 1, 1, 1), seed := 4)
+    proxy = D.depth_proxy(clean.repeat(2, 1, 1, 1), seed=4)
     assert proxy.shape == (2, 1, H, W) and proxy.min() >= 0.2 - 1e-6 and proxy.max() <= 1 + 1e-6
-    assert torch.equal(proxy, D.depth_proxy(clean.repeat(2, 1, 1, 1), seed))
+    assert torch.equal(proxy, D.depth_proxy(clean.repeat(2, 1, 1, 1), seed=4))
     # more haze -> lower contrast
     assert D.add_haze(clean, beta=2.0, seed=0).std() < D.add_haze(clean, beta=0.5, seed=0).std() < clean.std()
 

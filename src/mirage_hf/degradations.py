@@ -263,11 +263,11 @@ def add_snow(image, amount: float | None = None, angle: float | None = None, see
 # ---------------------------------------------------------------------------------------------------
 
 
-def depth_proxy(batch: torch.Tensor, rng: SeedLike = None) -> torch.Tensor:
+def depth_proxy(batch: torch.Tensor, seed: SeedLike = None) -> torch.Tensor:
     """A smooth pseudo-depth in [0.2, 1] (1 = far), [B, 1, H, W]: a random mix of a top-to-bottom gradient
     (the sky is far), a smooth random field and the blurred luminance (bright regions are often far),
     computed on a coarse grid (long side 32) and upsampled bilinearly."""
-    rng = as_generator(rng)
+    rng = as_generator(seed)
     height, width = batch.shape[-2:]
     scale = min(1.0, 32 / max(height, width))
     h, w = max(2, round(height * scale)), max(2, round(width * scale))
