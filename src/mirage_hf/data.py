@@ -323,8 +323,8 @@ def read_test_layout(root: str | os.PathLike, sigmas: Sequence[int] = NOISE_SIGM
 
 
 def read_cdd11_layout(root: str | os.PathLike) -> tuple[list[PairSpec], LayoutProblems]:
-    """CDD-11: `{train,test}/<kind>/` degraded images with the clean image of the same name in `clear/`.
-    Every row has task `composite` and the folder name as its degradation; one split per present split."""
+    """CDD-11: `{train,test}/<kind>/` degraded images with the clean image of the same name in `clear/`
+    (a clean image no degraded image uses is reported). Every row has task `composite` and the folder name as its degradation; one split per present split."""
     root = Path(root)
     problems, pairs = LayoutProblems(), []
     splits = [s for s in ("train", "test") if (root / s).is_dir()]
@@ -350,6 +350,9 @@ def read_cdd11_layout(root: str | os.PathLike) -> tuple[list[PairSpec], LayoutPr
                     problems.add(f"unpaired input {path} (no {clear_dir / path.name})")
                     continue
                 pairs.append(PairSpec(path, clear_dir / path.name, "composite", kind_dir.name, CDD11_SOURCE, path.stem, split))
+        used = {pair.target_path.name for pair in pairs if pair.split == split}
+        for name in sorted(clear - used):
+            problems.add(f"unpaired clean image {clear_dir / name} (no degraded image of that name)")
     return pairs, problems
 
 
