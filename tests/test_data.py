@@ -171,6 +171,9 @@ def test_save_load_and_stream(built, tmp_path):
     first = next(iter(streamed))
     assert isinstance(first["input"], Image.Image) and first["degradation"] == dataset_dict["bsd68"][0]["degradation"]
     assert np.array_equal(np.asarray(first["input"]), np.asarray(dataset_dict["bsd68"][0]["input"]))
+    patches = streamed.map(PairedTrainTransform(patch_size=16, seed=0), remove_columns=["input", "target"])
+    patch = next(iter(patches))
+    assert tuple(torch.as_tensor(patch["pixel_values"]).shape) == (3, 16, 16)
     with pytest.raises(MirageError, match="not empty"):
         save_dataset_dict(dataset_dict, out)
 
@@ -238,5 +241,20 @@ def test_training_mixture_repeats_and_sigmas(built):
     assert degradations.count("rain") == 240 and "noise" not in degradations
     assert training_mixture(dataset_dict, seed=0)["id"] == mixed["id"]
     assert training_mixture(dataset_dict, seed=1)["id"] != mixed["id"]
+    batch = mixed.with_transform(PairedTrainTransform(patch_size=16, seed=0))[:4]
+    assert torch.stack(batch["pixel_values"]).shape == (4, 3, 16, 16)
     probabilities = streaming_mixture_probabilities({"denoise": 3, "derain": 2, "dehaze": 2})
     assert probabilities["derain"] == pytest.approx(240 / (27 + 240 + 2))
+
+
+def test_cli_synth(tmp_path, capsys):
+    pytest.importorskip("mirage_hf.degradations")
+    clean = tmp_path / "clean"
+    for i in range(2):
+        write_image(clean / f"{i}.png", i)
+    out = tmp_path / "synth"
+    assert main(["data", "synth", str(clean), "--out", str(out), "--kinds", "noise_25", "haze", "--seed", "1"]) == 0
+    assert "train: 4 rows (dehaze 2, denoise 2)" in capsys.readouterr().out
+    train = load_built_dataset(out, split="train")
+    assert train.features == mirage_features() and sorted(set(train["degradation"])) == ["haze", "noise_25"]
+    assert main(["data", "synth", str(tmp_path / "missing"), "--out", str(tmp_path / "s2")]) == 1
