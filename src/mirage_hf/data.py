@@ -9,10 +9,16 @@ Denoising rows:
 - Test sets store the noisy input: uint8 clean + N(0, σ²) noise, clipped to [0, 255], cast to uint8 by
   truncation (the official recipe), for σ ∈ {15, 25, 50}. The noise of each image comes from its own
   generator, `numpy.random.default_rng([seed, σ, crc32(source/file name)])`, so it depends only on the
-  seed, σ and the file name, never on folder listing order or on the other files.
+  seed, σ and the file name, never on folder listing order or on the other files. The noise covers the
+  whole image; evaluation then centre-crops both images (the official script crops first, then adds
+  noise: the same distribution, another realisation).
 - Training sets store the clean image as both `input` and `target` with degradation `noise`;
   `training_mixture` turns them into `noise_15/25/50` rows and `PairedTrainTransform` adds the noise on the
-  fly to the augmented patch, as the official training code does.
+  fly to the augmented clean patch, as the official training code does (any `noise`/`noise_<σ>` row is
+  re-noised from its target, synthesized ones included).
+
+`mirage data build` writes `save_to_disk` Arrow shards (`datasets.load_from_disk`) and the same rows as
+Parquet shards under `parquet/<split>/` (streaming); `load_built_dataset` reads either.
 """
 
 from __future__ import annotations
@@ -467,9 +473,23 @@ def build_dataset_dict(
             features=mirage_features(),
             gen_kwargs={"pairs": split_pairs, "seed": seed},
             cache_dir=str(cache_dir) if cache_dir is not None else None,
+            fingerprint=_fingerprint(split_pairs, seed),
             info=info,
         )
     return dataset_dict
+
+
+def _fingerprint(pairs: Sequence[PairSpec], seed: int) -> str:
+    """Cache key of a split: the rows' labels and every file's path, size and modification time, and the seed."""
+    import hashlib
+
+    digest = hashlib.sha256(f"mirage-build-v1 {seed}".encode())
+    for pair in pairs:
+        for path in (pair.input_path, pair.target_path):
+            stat = path.stat() if path is not None else None
+            digest.update(repr((str(path), stat and (stat.st_size, stat.st_mtime_ns))).encode())
+        digest.update(repr((pair.task, pair.degradation, pair.source, pair.id)).encode())
+    return digest.hexdigest()[:32]
 
 
 def count_rows(dataset_dict) -> dict[str, Counter]:
