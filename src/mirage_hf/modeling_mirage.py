@@ -75,7 +75,8 @@ class MirageLayerNorm(nn.Module):
     """LayerNorm over the channel axis of a [B, C, H, W] tensor (eps 1e-5).
 
     `with_bias` is the ordinary LayerNorm; `bias_free` is Restormer's variant: x / sqrt(var + eps) * weight,
-    with no mean subtraction.
+    with no mean subtraction. Computed on the [B, H, W, C] view, which is free for channels-last tensors
+    (the layout the model runs in) and lets `F.layer_norm` do it in one pass.
     """
 
     def __init__(self, num_channels: int, layer_norm_type: str):
@@ -85,11 +86,13 @@ class MirageLayerNorm(nn.Module):
         self.eps = 1e-5
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        variance = hidden_states.var(dim=1, keepdim=True, unbiased=False)
+        channels_last = hidden_states.permute(0, 2, 3, 1)  # [B, H, W, C]
         if self.bias is None:
-            return hidden_states / torch.sqrt(variance + self.eps) * self.weight[:, None, None]
-        mean = hidden_states.mean(dim=1, keepdim=True)
-        return (hidden_states - mean) / torch.sqrt(variance + self.eps) * self.weight[:, None, None] + self.bias[:, None, None]
+            variance = channels_last.var(dim=-1, keepdim=True, unbiased=False)
+            normalized = channels_last / torch.sqrt(variance + self.eps) * self.weight
+        else:
+            normalized = F.layer_norm(channels_last, self.weight.shape, self.weight, self.bias, self.eps)
+        return normalized.permute(0, 3, 1, 2)
 
 
 class MirageChannelAttention(nn.Module):
@@ -104,14 +107,20 @@ class MirageChannelAttention(nn.Module):
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         batch_size, channels, height, width = hidden_states.shape
-        qkv = self.qkv_dwconv(self.qkv(hidden_states))
-        # [B, 3C, H, W] -> 3 × [B, heads, C/heads, H*W]
-        query, key, value = qkv.reshape(batch_size, 3, self.num_heads, channels // self.num_heads, height * width).unbind(1)
-        query = F.normalize(query, dim=-1)
-        key = F.normalize(key, dim=-1)
-        attention = (query @ key.transpose(-2, -1)) * self.temperature  # [B, heads, C/heads, C/heads]
+        head_dim = channels // self.num_heads
+        qkv = self.qkv_dwconv(self.qkv(hidden_states))  # [B, 3C, H, W], channels-last
+        # Pixels as tokens, [B, H*W, 3, heads, C/heads]: a view of a channels-last tensor.
+        tokens = qkv.permute(0, 2, 3, 1).reshape(batch_size, height * width, 3, self.num_heads, head_dim)
+        query, key, value = (part.transpose(1, 2) for part in tokens.unbind(2))  # [B, heads, H*W, C/heads]
+        # normalize(q)ᵀ·normalize(k) = qᵀk / (|q|·|k|): scale the small C×C map instead of the two big tensors.
+        query_norm = torch.linalg.vector_norm(query, dim=2).clamp_min(1e-12)  # [B, heads, C/heads]
+        key_norm = torch.linalg.vector_norm(key, dim=2).clamp_min(1e-12)
+        attention = query.transpose(-2, -1) @ key  # [B, heads, C/heads, C/heads]
+        attention = attention / (query_norm.unsqueeze(-1) * key_norm.unsqueeze(-2)) * self.temperature
         attention = attention.softmax(dim=-1)
-        return (attention @ value).reshape(batch_size, channels, height, width)
+        output = value @ attention.transpose(-2, -1)  # [B, heads, H*W, C/heads]
+        output = output.transpose(1, 2).reshape(batch_size, height, width, channels)
+        return output.permute(0, 3, 1, 2)
 
 
 class MirageKernelGenerator(nn.Module):
@@ -152,25 +161,45 @@ class MirageGatedConv(nn.Module):
         self.gate_temperature = nn.Parameter(torch.ones(1))
 
     def dynamic_depthwise_conv(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        """Convolve each sample's channels with their own predicted kernels (one grouped conv over B*C groups)."""
+        """Convolve each sample's channels with their own predicted kernels."""
         batch_size, channels, height, width = hidden_states.shape
         kernels = self.kernel_generator(hidden_states).reshape(batch_size * channels, 1, self.kernel_size, self.kernel_size)
-        convolved = F.conv2d(
+        if batch_size == 1:  # an ordinary depthwise conv, which keeps the channels-last layout
+            return F.conv2d(hidden_states, kernels, padding=self.kernel_size // 2, groups=channels)
+        convolved = F.conv2d(  # one grouped conv over B*C groups
             hidden_states.reshape(1, batch_size * channels, height, width),
             kernels,
             padding=self.kernel_size // 2,
             groups=batch_size * channels,
         )
-        return convolved.reshape(batch_size, channels, height, width)
+        return convolved.reshape(batch_size, channels, height, width).contiguous(memory_format=torch.channels_last)
+
+    def folded_in_proj(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Weight and bias of `in_proj ∘ norm` with the BatchNorm's running statistics folded in, and 1 / τ folded
+        into the gate rows: exact at inference, recomputed at every call (a few hundred numbers), so the state
+        dict and `save_pretrained` keep the original parameters."""
+        scale = self.norm.weight * torch.rsqrt(self.norm.running_var + self.norm.eps)  # [C]
+        shift = self.norm.bias - self.norm.running_mean * scale
+        weight = self.in_proj.weight.flatten(1)  # [2h, C]
+        row_scale = torch.ones_like(weight[:, 0])
+        row_scale = torch.cat((row_scale[: self.split_sizes[0]] / self.gate_temperature, row_scale[self.split_sizes[0] :]))
+        folded_weight = weight * scale * row_scale[:, None]
+        folded_bias = (weight @ shift) * row_scale
+        return folded_weight[:, :, None, None], folded_bias
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         shortcut = hidden_states
-        gate, identity, conv = torch.split(self.in_proj(self.norm(hidden_states)), self.split_sizes, dim=1)
+        if self.training:  # batch statistics: BatchNorm and the gate temperature stay separate
+            expanded = self.in_proj(self.norm(hidden_states))
+            gate, identity, conv = torch.split(expanded, self.split_sizes, dim=1)
+            gate = gate / self.gate_temperature
+        else:
+            gate, identity, conv = torch.split(F.conv2d(hidden_states, *self.folded_in_proj()), self.split_sizes, dim=1)
         if hasattr(self, "kernel_generator"):
             conv = self.dynamic_depthwise_conv(conv)
         else:
             conv = self.depthwise(conv)
-        gated = F.gelu(gate / self.gate_temperature) * torch.cat((identity, conv), dim=1)
+        gated = F.gelu(gate) * torch.cat((identity, conv), dim=1)
         hidden_states = self.drop_path(self.out_proj(gated)) + shortcut
         return self.post_proj(hidden_states)
 
@@ -219,7 +248,14 @@ class MirageMixer(nn.Module):
 
 
 class MirageFeedForward(nn.Module):
-    """1×1 conv to 2·hidden, GELU, 3×3 depthwise conv, GELU(x1)·x2, 1×1 conv back."""
+    """1×1 conv to 2·hidden, GELU, 3×3 depthwise conv, GELU(x1)·x2, 1×1 conv back.
+
+    Without autograd, large inputs go through in horizontal strips (one row of overlap for the 3×3 conv), so the
+    4×-wide hidden tensors stay a few MB: on the CPU, allocating and first-touching fresh 50 MB buffers costs more
+    than the arithmetic. The result is identical.
+    """
+
+    strip_bytes = 8 * 2**20  # target size of one strip's hidden tensor
 
     def __init__(self, dim: int, expansion_factor: float, bias: bool):
         super().__init__()
@@ -229,8 +265,20 @@ class MirageFeedForward(nn.Module):
         self.project_out = nn.Conv2d(hidden, dim, kernel_size=1, bias=bias)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        gate, value = self.dwconv(F.gelu(self.project_in(hidden_states))).chunk(2, dim=1)
-        return self.project_out(F.gelu(gate) * value)
+        batch_size, _, height, width = hidden_states.shape
+        strip_rows = self.strip_bytes // (batch_size * width * self.dwconv.out_channels * hidden_states.element_size())
+        if torch.is_grad_enabled() or torch.compiler.is_compiling() or strip_rows >= height:
+            gate, value = self.dwconv(F.gelu(self.project_in(hidden_states))).chunk(2, dim=1)
+            return self.project_out(F.gelu(gate) * value)
+        strip_rows = max(strip_rows, 1)
+        output = torch.empty_like(hidden_states, memory_format=torch.channels_last)
+        for top in range(0, height, strip_rows):
+            bottom = min(top + strip_rows, height)
+            halo_top, halo_bottom = max(top - 1, 0), min(bottom + 1, height)  # rows the 3×3 conv reads
+            expanded = self.dwconv(F.gelu(self.project_in(hidden_states[:, :, halo_top:halo_bottom])))
+            gate, value = expanded[:, :, top - halo_top : bottom - halo_top].chunk(2, dim=1)
+            output[:, :, top:bottom] = self.project_out(F.gelu(gate).mul_(value))
+        return output
 
 
 class MirageBlock(nn.Module):
@@ -402,7 +450,8 @@ class MirageForImageRestoration(MiragePreTrainedModel):
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         height, width = pixel_values.shape[-2:]
-        padded = self.pad_to_multiple(pixel_values)
+        # Channels-last runs the convolutions and the channel LayerNorms several times faster on the CPU.
+        padded = self.pad_to_multiple(pixel_values).contiguous(memory_format=torch.channels_last)
 
         # Encoder: [B, d, H, W] -> [B, 2d, H/2, W/2] -> [B, 4d, H/4, W/4] -> [B, 8d, H/8, W/8]
         encoder_level1 = self.encoder_level1(self.patch_embed(padded))
@@ -417,7 +466,7 @@ class MirageForImageRestoration(MiragePreTrainedModel):
         hidden_states = self.decoder_level2(hidden_states)  # [B, 2d, H/2, W/2]
         hidden_states = torch.cat([self.up2_1(hidden_states), encoder_level1], dim=1)  # [B, 2d, H, W]
         hidden_states = self.refinement(self.decoder_level1(hidden_states))
-        reconstruction = (self.output(hidden_states) + padded)[..., :height, :width]
+        reconstruction = (self.output(hidden_states) + padded)[..., :height, :width].contiguous()
 
         loss = l1_loss = fourier_loss = contrastive_loss = None
         if labels is not None:
