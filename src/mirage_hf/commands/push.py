@@ -69,6 +69,7 @@ def _add_common_arguments(parser: argparse.ArgumentParser) -> None:
 
 def check_model_dir(model_dir) -> None:
     """Raise MirageError (one line) unless `model_dir` holds a loadable MIRAGE model in safetensors."""
+    import json
     from pathlib import Path
 
     from ..errors import MirageError
@@ -80,6 +81,12 @@ def check_model_dir(model_dir) -> None:
     for name in ("config.json", "model.safetensors"):
         if not (path / name).is_file():
             raise MirageError(f"{path} is not a MIRAGE model folder: {name} is missing")
+    try:
+        model_type = json.loads((path / "config.json").read_text(encoding="utf-8")).get("model_type")
+    except (ValueError, AttributeError):
+        raise MirageError(f"{path}/config.json is not a JSON object") from None
+    if model_type != "mirage":
+        raise MirageError(f"{path} is not a MIRAGE model folder (model_type {model_type!r} in config.json)")
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()  # one check, no "Loading weights" bar in the command's output
