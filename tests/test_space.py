@@ -52,6 +52,7 @@ def app_module(model_dir):
         patch.setenv("MIRAGE_SPACE_MODEL", model_dir)
         patch.syspath_prepend(str(SPACE_DIR))
         sys.modules.pop("app", None)
+        space._cached_model.cache_clear()
         import app
 
         yield app
@@ -87,10 +88,10 @@ def test_restore_through_the_api(client, tmp_path):
     assert summary.startswith("Restored 56×40")
 
 
-def test_try_it_through_the_api(client):
+def test_try_it_through_the_api(client, tmp_path):
     from gradio_client import handle_file
 
-    example = SPACE_DIR / "examples" / "coffee.jpg"
+    example = save_photo(tmp_path / "clean.png", 48, 64)
     (degraded, restored), table = client.predict(
         handle_file(str(example)), 25, 0.5, 0.5, 5, 0.3, 7, "", api_name="/try_it"
     )
