@@ -200,3 +200,9 @@ def test_space_requirements_cover_the_package_dependencies():
     lines = (SPACE_DIR / "requirements.txt").read_text().splitlines()
     listed = {re.split(r"[<>=!~ \[;]", line)[0].lower() for line in lines if line and not line.startswith(("#", "-"))}
     assert required <= listed and "gradio" not in listed  # gradio comes from sdk_version
+
+
+def test_a_model_of_another_kind_is_refused_before_loading(tmp_path):
+    (tmp_path / "config.json").write_text('{"model_type": "bert"}')
+    with pytest.raises(gr.Error, match="is not a MIRAGE model"):
+        space.get_model(str(tmp_path))

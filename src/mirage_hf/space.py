@@ -40,6 +40,7 @@ TILE_SIZE = 512
 TILE_OVERLAP = 32
 PREVIEW_MAX_SIDE = 2048  # the before/after slider shows at most this; the download is always full size
 TRY_MAX_SIDE = 768  # try-it photos are downscaled to this long side to keep the demo quick on a CPU
+DOWNLOAD_DIR = Path(tempfile.gettempdir()) / "mirage_space"  # restored PNGs before Gradio copies them
 LOCAL_MODEL_DIR = "model"  # a model folder shipped inside the Space by `mirage push-space --model FOLDER`
 
 
@@ -70,6 +71,14 @@ _load_lock = threading.Lock()
 
 @functools.lru_cache(maxsize=2)
 def _cached_model(name: str):
+    from transformers import PretrainedConfig
+
+    from .inference import resolve_model_path
+
+    # Read config.json alone first, so that a Hub id of another kind of model fails before its weights download.
+    config, _ = PretrainedConfig.get_config_dict(resolve_model_path(name))
+    if config.get("model_type") != "mirage":
+        raise MirageError(f"{name!r} is not a MIRAGE model (model_type {config.get('model_type')!r})")
     return load_model(name)
 
 
@@ -143,9 +152,16 @@ def fit_within(image: Image.Image, max_side: int) -> Image.Image:
 
 
 def save_png(image: Image.Image, stem: str) -> str:
-    """Write a PNG into a fresh temporary folder (Gradio serves it from there) and return its path."""
-    folder = Path(tempfile.mkdtemp(prefix="mirage_space_"))
-    path = folder / f"{stem}.png"
+    """Write a PNG under a fresh folder of `DOWNLOAD_DIR` (Gradio copies it into its cache) and return its path.
+
+    Folders older than an hour are removed on the way, so a long-running Space does not fill its disk."""
+    import shutil
+
+    DOWNLOAD_DIR.mkdir(parents=True, exist_ok=True)
+    for old in DOWNLOAD_DIR.iterdir():
+        if time.time() - old.stat().st_mtime > 3600:
+            shutil.rmtree(old, ignore_errors=True)
+    path = Path(tempfile.mkdtemp(dir=DOWNLOAD_DIR)) / f"{stem}.png"
     image.save(path, format="PNG")
     return str(path)
 
