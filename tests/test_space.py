@@ -206,3 +206,14 @@ def test_a_model_of_another_kind_is_refused_before_loading(tmp_path):
     (tmp_path / "config.json").write_text('{"model_type": "bert"}')
     with pytest.raises(gr.Error, match="is not a MIRAGE model"):
         space.get_model(str(tmp_path))
+
+
+def test_the_bundled_default_model_loads_or_is_reported_missing():
+    from mirage_hf.inference import DEFAULT_MODEL_NAME, bundled_model_names
+
+    if DEFAULT_MODEL_NAME in bundled_model_names():
+        model, processor = space.get_model(DEFAULT_MODEL_NAME)
+        assert model.config.model_type == "mirage"
+    else:
+        with pytest.raises(gr.Error, match="bundled default weights .* are missing"):
+            space.get_model(DEFAULT_MODEL_NAME)

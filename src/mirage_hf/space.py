@@ -76,10 +76,11 @@ def _cached_model(name: str):
     from .inference import resolve_model_path
 
     # Read config.json alone first, so that a Hub id of another kind of model fails before its weights download.
-    config, _ = PretrainedConfig.get_config_dict(resolve_model_path(name))
+    path = resolve_model_path(None if name == DEFAULT_MODEL_NAME else name)  # a clear error if not bundled
+    config, _ = PretrainedConfig.get_config_dict(path)
     if config.get("model_type") != "mirage":
         raise MirageError(f"{name!r} is not a MIRAGE model (model_type {config.get('model_type')!r})")
-    return load_model(name)
+    return load_model(path)
 
 
 def get_model(name: str | None):
