@@ -74,6 +74,7 @@ def test_app_import_builds_the_page_without_loading_a_model(app_module, model_di
     assert isinstance(app_module.demo, gr.Blocks)
     assert space._cached_model.cache_info().currsize == 0
     assert space.default_model() == model_dir
+    assert not Path(space.__file__).with_suffix(".pyi").exists()  # Gradio writes stubs for component subclasses
 
 
 def test_restore_through_the_api(client, tmp_path):

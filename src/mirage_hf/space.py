@@ -128,20 +128,26 @@ def read_photo(path: str | None) -> Image.Image:
         raise fail(f"This image could not be decoded ({error}). Please try another file.") from None
 
 
-class PhotoInput(gr.Image):
-    """`gr.Image` (same front end) whose upload check fails with a readable message instead of PIL's exception."""
+def photo_input(**kwargs) -> gr.Image:
+    """A `gr.Image` (file path out) whose upload check fails with a readable message instead of PIL's exception.
 
-    is_template = True  # tells Gradio to use the parent's front-end component
+    Its `preprocess` is wrapped on the instance: subclassing a Gradio component would make Gradio write a .pyi
+    stub next to this module at import."""
+    component = gr.Image(type="filepath", image_mode=None, sources=["upload", "clipboard"], **kwargs)
+    preprocess = component.preprocess
 
-    def preprocess(self, payload):
+    def checked_preprocess(payload):
         try:
-            return super().preprocess(payload)
+            return preprocess(payload)
         except gr.Error:
             raise
         except Image.DecompressionBombError:
             raise fail(f"This photo is too large for this demo (limit {MAX_PIXELS / 1e6:.1f} MP).") from None
         except Exception:
             raise fail("This file is not an image that can be read. Please upload a PNG, JPEG or WebP photo.") from None
+
+    component.preprocess = checked_preprocess
+    return component
 
 
 def fit_within(image: Image.Image, max_side: int) -> Image.Image:
@@ -301,10 +307,7 @@ def build_demo(examples_dir: str | os.PathLike | None = None) -> gr.Blocks:
         with gr.Tab("Restore", id="restore"):
             with gr.Row():
                 with gr.Column():
-                    photo = PhotoInput(
-                        type="filepath", image_mode=None, sources=["upload", "clipboard"], label="Degraded photo",
-                        elem_id="restore-input",
-                    )
+                    photo = photo_input(label="Degraded photo", elem_id="restore-input")
                     restore_button = gr.Button("Restore", variant="primary", elem_id="restore-button")
                 with gr.Column():
                     comparison = gr.ImageSlider(
@@ -318,10 +321,7 @@ def build_demo(examples_dir: str | os.PathLike | None = None) -> gr.Blocks:
         with gr.Tab("Try it", id="try"):
             with gr.Row():
                 with gr.Column():
-                    clean_photo = PhotoInput(
-                        type="filepath", image_mode=None, sources=["upload", "clipboard"], label="Clean photo",
-                        elem_id="try-input",
-                    )
+                    clean_photo = photo_input(label="Clean photo", elem_id="try-input")
                     if example_files:
                         gr.Examples(example_files, inputs=clean_photo, label="Example photos")
                     sigma = gr.Slider(0, 100, value=25, step=1, label="Noise σ (0-255 scale)")
