@@ -30,7 +30,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import MirageError
-from .inference import DEFAULT_MODEL_NAME, bundled_model_names, load_model, restore
+from .inference import DEFAULT_MODEL_NAME, bundled_model_names, load_model, resolve_model_path, restore
 
 logger = logging.getLogger(__name__)
 
@@ -72,8 +72,6 @@ _load_lock = threading.Lock()
 @functools.lru_cache(maxsize=2)
 def _cached_model(name: str):
     from transformers import PretrainedConfig
-
-    from .inference import resolve_model_path
 
     # Read config.json alone first, so that a Hub id of another kind of model fails before its weights download.
     path = resolve_model_path(None if name == DEFAULT_MODEL_NAME else name)  # a clear error if not bundled

@@ -103,7 +103,7 @@ def model_card_text(model_dir, repo_id: str) -> str:
     """The folder's README.md if it has one, else a short model card with Hub metadata."""
     from pathlib import Path
 
-    from huggingface_hub import ModelCard, ModelCardData
+    from huggingface_hub import ModelCardData
 
     readme = Path(model_dir) / "README.md"
     if readme.is_file():
