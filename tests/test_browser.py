@@ -130,12 +130,12 @@ def test_bad_upload_shows_a_message_not_a_traceback(page, tmp_path):
 
 def test_try_it_in_the_browser(page, tmp_path):
     page.get_by_role("tab", name="Try it").click()
-    page.locator("#try-input input[type=file]").set_input_files(str(SPACE_DIR / "examples" / "chelsea.jpg"))
+    page.locator("#try-input input[type=file]").set_input_files(str(SPACE_DIR / "examples" / "clean" / "chelsea.jpg"))
     page.locator("#try-input img").first.wait_for(timeout=30_000)
     page.locator("#try-button").click()
     page.locator("#try-scores table").wait_for(timeout=60_000)
     assert "restored" in page.locator("#try-scores").inner_text()
-    with Image.open(SPACE_DIR / "examples" / "chelsea.jpg") as clean:
+    with Image.open(SPACE_DIR / "examples" / "clean" / "chelsea.jpg") as clean:
         size = clean.size
     page.wait_for_function(
         "Array.from(document.querySelectorAll('#try-slider img')).filter(image => image.naturalWidth > 0).length >= 2",

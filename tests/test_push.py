@@ -79,7 +79,8 @@ def test_push_space_dry_run_writes_a_self_contained_space(tmp_path, capsys):
     assert main(["push-space", "me/mirage-demo", "--dry-run", str(out)]) == 0
     files = files_under(out)
     assert {name for name in files if not name.startswith("mirage_hf/")} == {
-        "app.py", "README.md", "requirements.txt", *(f"examples/{p.name}" for p in (SPACE_DIR / "examples").iterdir())
+        "app.py", "README.md", "requirements.txt", "make_examples.py",
+        *(str(path.relative_to(SPACE_DIR)) for path in (SPACE_DIR / "examples").rglob("*.jpg")),
     }
     assert {"mirage_hf/__init__.py", "mirage_hf/space.py", "mirage_hf/inference.py"} <= files
     assert not any("__pycache__" in name or name.endswith(".pyc") for name in files)

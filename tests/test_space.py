@@ -188,8 +188,9 @@ def test_space_folder_is_a_valid_space():
     assert (SPACE_DIR / card.app_file).is_file() and card.license == "mit"
     assert card.title and card.emoji and card.colorFrom and card.colorTo and isinstance(card.models, list)
     assert 0 < len(card.short_description) <= 60
-    examples = list((SPACE_DIR / "examples").iterdir())
-    assert len(examples) >= 3 and sum(path.stat().st_size for path in examples) < 300_000
+    for kind in ("clean", "degraded"):
+        assert len(list((SPACE_DIR / "examples" / kind).glob("*.jpg"))) >= 3
+    assert sum(path.stat().st_size for path in (SPACE_DIR / "examples").rglob("*")) < 300_000
 
 
 def test_space_requirements_cover_the_package_dependencies():

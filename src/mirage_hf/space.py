@@ -289,13 +289,18 @@ One model for noise, rain, haze, motion blur and low light
 Photos with a side over {tile} pixels are restored in tiles; the limit is {limit:.1f} megapixels."""
 
 
+def _example_files(folder: Path) -> list[str]:
+    if not folder.is_dir():
+        return []
+    return sorted(str(path) for path in folder.iterdir() if path.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp"))
+
+
 def build_demo(examples_dir: str | os.PathLike | None = None) -> gr.Blocks:
-    """The Blocks app. `examples_dir`: clean photos offered in the Try-it tab (none if missing)."""
-    example_files = []
-    if examples_dir is not None and Path(examples_dir).is_dir():
-        example_files = sorted(
-            str(path) for path in Path(examples_dir).iterdir() if path.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp")
-        )
+    """The Blocks app. `examples_dir`: a folder with `degraded/` photos for the Restore tab and `clean/` photos
+    for the Try-it tab (either may be missing)."""
+    examples_dir = Path(examples_dir) if examples_dir is not None else None
+    degraded_examples = _example_files(examples_dir / "degraded") if examples_dir else []
+    clean_examples = _example_files(examples_dir / "clean") if examples_dir else []
     with gr.Blocks(title="MIRAGE image restoration", delete_cache=(3600, 3600)) as demo:
         gr.Markdown(DESCRIPTION.format(tile=TILE_THRESHOLD, limit=MAX_PIXELS / 1e6))
         model_name = gr.Dropdown(
@@ -307,6 +312,8 @@ def build_demo(examples_dir: str | os.PathLike | None = None) -> gr.Blocks:
                 with gr.Column():
                     photo = photo_input(label="Degraded photo", elem_id="restore-input")
                     restore_button = gr.Button("Restore", variant="primary", elem_id="restore-button")
+                    if degraded_examples:
+                        gr.Examples(degraded_examples, inputs=photo, label="Example photos")
                 with gr.Column():
                     comparison = gr.ImageSlider(
                         type="pil", format="png", label="Before / after", interactive=False, elem_id="restore-slider",
@@ -320,8 +327,8 @@ def build_demo(examples_dir: str | os.PathLike | None = None) -> gr.Blocks:
             with gr.Row():
                 with gr.Column():
                     clean_photo = photo_input(label="Clean photo", elem_id="try-input")
-                    if example_files:
-                        gr.Examples(example_files, inputs=clean_photo, label="Example photos")
+                    if clean_examples:
+                        gr.Examples(clean_examples, inputs=clean_photo, label="Example photos")
                     sigma = gr.Slider(0, 100, value=25, step=1, label="Noise σ (0-255 scale)")
                     rain = gr.Slider(0, 1, value=0, step=0.05, label="Rain amount")
                     haze = gr.Slider(0, 3, value=0, step=0.1, label="Haze density β")
