@@ -209,6 +209,8 @@ def load_validation_sets(args) -> list:
     missing = [s for s in args.validation_splits if s not in loaded]
     if missing and args.validation_dataset:
         raise MirageError(f"{source} has no split(s) {', '.join(missing)} (it has {', '.join(loaded)})")
+    if missing:
+        logger.warning("no split %s in %s: validation skipped for it", ", ".join(missing), source)
     return [loaded[s] for s in args.validation_splits if s in loaded]
 
 
@@ -365,6 +367,9 @@ def train(args, argv: list[str]) -> None:
 
     output_dir = Path(args.output_dir)
     accelerator = Accelerator(
+        # Without a GPU (or other accelerator) every process runs on the CPU, so that processes started by
+        # torchrun (training/configs/cpu_2proc_gloo.yaml) form one MULTI_CPU group over gloo.
+        cpu=not torch.accelerator.is_available(),
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         mixed_precision=args.mixed_precision,
         log_with=None if args.report_to == "none" else args.report_to,
@@ -540,12 +545,26 @@ def train(args, argv: list[str]) -> None:
 
 
 def save_checkpoint(accelerator, args, output_dir: Path, global_step: int) -> None:
-    """`save_state` into `checkpoint-<step>` (every process writes its own RNG state), oldest removed past the limit."""
-    if accelerator.is_main_process and args.checkpoints_total_limit is not None:
-        for old in list_checkpoints(output_dir)[: max(0, len(list_checkpoints(output_dir)) - args.checkpoints_total_limit + 1)]:
-            shutil.rmtree(old)
+    """`save_state` into `checkpoint-<step>` (every process writes its own RNG state), oldest removed past the limit.
+
+    The state is written to `checkpoint-<step>.partial` and renamed when complete, so a run killed while saving
+    never leaves a half-written checkpoint for `--resume_from_checkpoint latest` to pick.
+    """
+    partial = output_dir / f"checkpoint-{global_step}.partial"
+    if accelerator.is_main_process:
+        shutil.rmtree(partial, ignore_errors=True)
+        if args.checkpoints_total_limit is not None:
+            existing = list_checkpoints(output_dir)
+            for old in existing[: max(0, len(existing) - args.checkpoints_total_limit + 1)]:
+                shutil.rmtree(old)
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(output_dir / f"checkpoint-{global_step}"))
+    accelerator.save_state(str(partial))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        final = output_dir / f"checkpoint-{global_step}"
+        shutil.rmtree(final, ignore_errors=True)
+        partial.rename(final)
+    accelerator.wait_for_everyone()
 
 
 if __name__ == "__main__":

@@ -123,12 +123,16 @@ def resolve_checkpoint(resume_from: str, output_dir: str | Path) -> Path | None:
 # ----------------------------------------------------------------------------------------------------------
 
 
-def eval_results(results: dict[str, dict[str, float]], dataset_type: str = "mirage", source: str | None = None):
-    """`huggingface_hub.EvalResult`s (PSNR and SSIM per test set) for `ModelCardData(eval_results=...)`."""
+def eval_results(results: dict[str, dict[str, float]], source: str | None = None):
+    """`huggingface_hub.EvalResult`s (PSNR and SSIM per test set) for `ModelCardData(eval_results=...)`.
+
+    The Hub groups model-index results by dataset type, so each set gets its own: its name as a slug
+    ("BSD68 σ25" -> "bsd68-25")."""
     from huggingface_hub import EvalResult
 
     entries = []
     for name, scores in results.items():
+        dataset_type = re.sub(r"[^0-9a-z]+", "-", name.lower()).strip("-") or "images"
         for metric, label in (("psnr", "PSNR"), ("ssim", "SSIM")):
             entries.append(
                 EvalResult(
@@ -178,6 +182,7 @@ def render_model_card(
     return ModelCard.from_template(
         card_data,
         template_path=str(template_path),
+        model_name=model_name,
         model_description=model_description,
         data_description=data_description,
         training_description=training_description,
