@@ -15,6 +15,7 @@ model id. Every failure reaches the page as one `gr.Error` sentence, never a tra
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import html
 import logging
@@ -100,6 +101,15 @@ def get_model(name: str | None):
 # ---------------------------------------------------------------------------------------------------
 
 
+NOT_AN_IMAGE = "This file is not an image that can be read. Please upload a PNG, JPEG or WebP photo."
+
+
+def too_large(width: int | None = None, height: int | None = None) -> gr.Error:
+    size = f"{width}×{height} ({width * height / 1e6:.1f} MP)" if width and height else "too large"
+    limit = f"{MAX_PIXELS / 1e6:.1f} MP"
+    return fail(f"This photo is {size}; this demo takes up to {limit}. Please downscale it, or run `mirage restore` locally.")
+
+
 def read_photo(path: str | None) -> Image.Image:
     """An uploaded file as an upright RGB image; unreadable or too large files raise `gr.Error`."""
     if not path:
@@ -108,10 +118,7 @@ def read_photo(path: str | None) -> Image.Image:
         with Image.open(path) as image:
             width, height = image.size
             if width * height > MAX_PIXELS:
-                raise fail(
-                    f"This photo is {width}×{height} ({width * height / 1e6:.1f} MP); this demo takes up to "
-                    f"{MAX_PIXELS / 1e6:.1f} MP. Please downscale it, or use `mirage restore` on your own machine."
-                )
+                raise too_large(width, height)
             upright = ImageOps.exif_transpose(image)  # also decodes the pixels
             if upright.mode in ("RGBA", "LA", "PA") or (upright.mode == "P" and "transparency" in upright.info):
                 background = Image.new("RGB", upright.size, (255, 255, 255))
@@ -119,9 +126,9 @@ def read_photo(path: str | None) -> Image.Image:
                 return background
             return upright.convert("RGB")
     except Image.DecompressionBombError:
-        raise fail(f"This photo is too large for this demo (limit {MAX_PIXELS / 1e6:.1f} MP).") from None
+        raise too_large() from None
     except UnidentifiedImageError:
-        raise fail("This file is not an image that can be read. Please upload a PNG, JPEG or WebP photo.") from None
+        raise fail(NOT_AN_IMAGE) from None
     except (OSError, SyntaxError, ValueError) as error:  # truncated or corrupt data
         raise fail(f"This image could not be decoded ({error}). Please try another file.") from None
 
@@ -140,9 +147,9 @@ def photo_input(**kwargs) -> gr.Image:
         except gr.Error:
             raise
         except Image.DecompressionBombError:
-            raise fail(f"This photo is too large for this demo (limit {MAX_PIXELS / 1e6:.1f} MP).") from None
+            raise too_large() from None
         except Exception:
-            raise fail("This file is not an image that can be read. Please upload a PNG, JPEG or WebP photo.") from None
+            raise fail(NOT_AN_IMAGE) from None
 
     component.preprocess = checked_preprocess
     return component
@@ -164,8 +171,9 @@ def save_png(image: Image.Image, stem: str) -> str:
 
     DOWNLOAD_DIR.mkdir(parents=True, exist_ok=True)
     for old in DOWNLOAD_DIR.iterdir():
-        if time.time() - old.stat().st_mtime > 3600:
-            shutil.rmtree(old, ignore_errors=True)
+        with contextlib.suppress(FileNotFoundError):  # another request may be cleaning up too
+            if time.time() - old.stat().st_mtime > 3600:
+                shutil.rmtree(old, ignore_errors=True)
     path = Path(tempfile.mkdtemp(dir=DOWNLOAD_DIR)) / f"{stem}.png"
     image.save(path, format="PNG")
     return str(path)
