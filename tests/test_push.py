@@ -147,3 +147,11 @@ def test_push_space_sets_the_sdk_and_the_model_variable(monkeypatch):
     assert create[2]["space_sdk"] == "gradio" and create[2]["repo_type"] == "space"
     assert variable == ("add_space_variable", "me/demo", {"MIRAGE_SPACE_MODEL": "me/mirage-small"})
     assert "app.py" in upload[2] and upload[3]["repo_type"] == "space"
+
+
+def test_a_failed_upload_is_one_line(tiny_model_dir, monkeypatch, capsys):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # huggingface_hub refuses every request: nothing leaves the machine
+    monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token")
+    assert main(["push", str(tiny_model_dir), "me/x"]) == 1
+    error_lines = capsys.readouterr().err.strip().splitlines()
+    assert len(error_lines) == 1 and error_lines[0].startswith("mirage push: error: upload to me/x failed:")

@@ -211,7 +211,7 @@ def write_dry_run(dry_run_dir, assemble) -> list[str]:
 def upload(folder, repo_id: str, repo_type: str, private: bool, commit_message: str, space_variables=None) -> str:
     """create_repo (exist_ok) + upload_folder; Hub and login errors become one MirageError line. Returns the URL."""
     from huggingface_hub import HfApi
-    from huggingface_hub.errors import HfHubHTTPError, LocalTokenNotFoundError
+    from huggingface_hub.errors import LocalTokenNotFoundError
 
     from ..errors import MirageError
 
@@ -224,7 +224,7 @@ def upload(folder, repo_id: str, repo_type: str, private: bool, commit_message: 
         api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type=repo_type, commit_message=commit_message)
     except LocalTokenNotFoundError:
         raise MirageError("not logged in to the Hugging Face Hub: run `hf auth login` or set HF_TOKEN") from None
-    except (HfHubHTTPError, ValueError, OSError) as error:
+    except Exception as error:  # HTTP, connection, offline-mode and repo-id errors, reported as one line
         first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise MirageError(f"upload to {repo_id} failed: {first_line}") from None
     return str(url)
