@@ -252,11 +252,12 @@ def test_two_cpu_processes_train_checkpoint_and_resume(tmp_path, tiny_dataset):
     assert (output / "model" / "model.safetensors").is_file()
 
 
-def test_bad_input_gives_one_line_error(tmp_path, tiny_dataset):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([sys.executable, str(TRAIN_SCRIPT), *train_command(tmp_path / "missing", tmp_path / "out")],
-                            capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
-    assert result.returncode == 2 and result.stderr.strip().startswith("error:") and "Traceback" not in result.stderr
+def test_bad_input_gives_one_line_error(tmp_path, tiny_dataset, train_module, capsys):
+    assert train_module.main(train_command(tmp_path / "missing", tmp_path / "out")) == 2
+    assert capsys.readouterr().err.strip().startswith("error:")
+    assert train_module.main(train_command(tiny_dataset, tmp_path / "out", "--tasks", "deblur_typo")) == 2
+    assert "unknown task" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 def test_push_to_hub_creates_the_repo_and_uploads_the_folder(tmp_path, monkeypatch, train_module):
@@ -286,3 +287,25 @@ def test_model_card_rendering_without_and_with_input_scores():
     assert "| rain | 2 | 20.00 / 0.5000 | 30.00 / 0.9000 |" in both.text
     empty = render_model_card("m", {}, {}, "cmd", "data", "desc")
     assert "No evaluation was run." in empty.text and not empty.data.eval_results
+
+
+def test_bundled_default_weights_load_offline_and_carry_their_card():
+    from huggingface_hub import ModelCard
+
+    from mirage_hf.inference import BUNDLED_WEIGHTS_DIR, load_model
+
+    folder = BUNDLED_WEIGHTS_DIR / "mirage-default"
+    assert (folder / "model.safetensors").stat().st_size < 10 * 1024 * 1024
+    model, processor = load_model()
+    restored = model(torch.rand(1, 3, 20, 28)).reconstruction
+    assert restored.shape == (1, 3, 20, 28) and torch.isfinite(restored).all()
+    card = ModelCard.load(folder / "README.md")
+    assert {r.dataset_name for r in card.data.eval_results} >= {"noise_25", "rain", "haze", "blur", "lowlight"}
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import bundled_weights
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    assert not set(bundled_weights.TRAIN_PHOTOS) & set(bundled_weights.HELD_OUT_PHOTOS)
+    for name in bundled_weights.TRAIN_PHOTOS + bundled_weights.HELD_OUT_PHOTOS:
+        assert name in card.text

@@ -30,6 +30,7 @@ import json
 import logging
 import math
 import os
+import random
 import shlex
 import shutil
 import sys
@@ -135,7 +136,7 @@ class SeededPairTransform(PairedTrainTransform):
     def __init__(self, patch_size: int, pad_small: bool, sequence: np.random.SeedSequence):
         super().__init__(patch_size=patch_size, pad_small=pad_small)
         self._generators_pair = (
-            __import__("random").Random(int(sequence.generate_state(1)[0])),
+            random.Random(int(sequence.generate_state(1)[0])),
             np.random.default_rng(sequence),
         )
 
@@ -365,6 +366,10 @@ def train(args, argv: list[str]) -> None:
     from diffusers.training_utils import EMAModel
     from tqdm.auto import tqdm
 
+    if args.streaming and args.max_train_steps is None:
+        raise MirageError("--streaming needs --max_train_steps (a stream has no epoch length)")
+    rows = load_train_rows(args)  # before anything is started: a bad --dataset is one line of error
+
     output_dir = Path(args.output_dir)
     accelerator = Accelerator(
         # Without a GPU (or other accelerator) every process runs on the CPU, so that processes started by
@@ -376,12 +381,9 @@ def train(args, argv: list[str]) -> None:
         project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs")),
     )
     logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s", level=logging.INFO if accelerator.is_main_process else logging.WARNING)
-    if args.streaming and args.max_train_steps is None:
-        raise MirageError("--streaming needs --max_train_steps (a stream has no epoch length)")
     set_seed(args.seed)  # same initial weights on every process
 
     # Data. Map-style: one epoch = the official mix; streaming: an interleaved stream.
-    rows = load_train_rows(args)
     validation_sets = load_validation_sets(args) if accelerator.is_main_process else []
     loader_options = dict(batch_size=args.train_batch_size, num_workers=args.dataloader_num_workers, drop_last=True)
     if args.streaming:
