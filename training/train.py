@@ -105,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--lr_warmup", type=float, default=15, help="linear warm-up length (epochs or steps)")
     group.add_argument("--lr_cosine_end", type=float, default=150, help="where the cosine reaches 0 (epochs or steps)")
     group.add_argument("--ema_decay", type=float, default=0.999, help="0 disables the EMA (then the raw weights are exported)")
+    group.add_argument("--gradient_checkpointing", action="store_true", help="recompute block activations in the backward pass (less memory)")
     group.add_argument("--mixed_precision", choices=["no", "fp16", "bf16"], default=None, help="default: the accelerate config")
     group.add_argument("--seed", type=int, default=0)
 
@@ -366,15 +367,15 @@ def train(args, argv: list[str]) -> None:
     from diffusers.training_utils import EMAModel
     from tqdm.auto import tqdm
 
-    if args.streaming and args.max_train_steps is None:
-        raise MirageError("--streaming needs --max_train_steps (a stream has no epoch length)")
+    if args.streaming and (args.max_train_steps is None or args.lr_schedule_unit != "step"):
+        raise MirageError("--streaming needs --max_train_steps and --lr_schedule_unit step (a stream has no epoch length)")
     rows = load_train_rows(args)  # before anything is started: a bad --dataset is one line of error
 
     output_dir = Path(args.output_dir)
     accelerator = Accelerator(
         # Without a GPU (or other accelerator) every process runs on the CPU, so that processes started by
         # torchrun (training/configs/cpu_2proc_gloo.yaml) form one MULTI_CPU group over gloo.
-        cpu=not torch.accelerator.is_available(),
+        cpu=not (torch.cuda.is_available() or torch.backends.mps.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available())),
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         mixed_precision=args.mixed_precision,
         log_with=None if args.report_to == "none" else args.report_to,
@@ -395,19 +396,21 @@ def train(args, argv: list[str]) -> None:
         )
 
     model = build_model(args)
+    if args.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2), weight_decay=args.adam_weight_decay
     )
     model, optimizer, train_dataloader = accelerator.prepare(model, optimizer, train_dataloader)
 
-    if args.streaming:
+    if args.streaming:  # an "epoch" is one pass over the stream, of unknown length
         steps_per_epoch = args.max_train_steps
     else:
         if len(train_dataloader) == 0:
             raise MirageError(f"one epoch has fewer samples than a batch ({args.train_batch_size} per process)")
         steps_per_epoch = math.ceil(len(train_dataloader) / args.gradient_accumulation_steps)
     max_train_steps = args.max_train_steps or args.num_train_epochs * steps_per_epoch
-    num_epochs = math.ceil(max_train_steps / steps_per_epoch)
+    num_epochs = math.ceil(max_train_steps / steps_per_epoch) if not args.streaming else sys.maxsize
     # Not prepared: AcceleratedScheduler would step once per process; here it steps once per optimizer update.
     lr_scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lr_lambda(args.lr_schedule_unit, args.lr_warmup, args.lr_cosine_end, steps_per_epoch)
@@ -477,7 +480,9 @@ def train(args, argv: list[str]) -> None:
         batches = train_dataloader
         if epoch == first_epoch and skip_batches:
             batches = accelerator.skip_first_batches(train_dataloader, skip_batches)
+        batches_seen = 0
         for batch in batches:
+            batches_seen += 1
             if global_step >= max_train_steps:  # resumed at (or past) the end: export only
                 break
             with accelerator.accumulate(model):
@@ -520,7 +525,7 @@ def train(args, argv: list[str]) -> None:
             accelerator.wait_for_everyone()
             if global_step >= max_train_steps:
                 break
-        if global_step >= max_train_steps:
+        if global_step >= max_train_steps or batches_seen == 0:
             break
     progress.close()
 
