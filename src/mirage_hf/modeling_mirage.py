@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedModel
 from transformers import initialization as init
+from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.utils import ModelOutput
 
 from .configuration_mirage import MirageConfig
@@ -164,7 +165,7 @@ class MirageGatedConv(nn.Module):
         """Convolve each sample's channels with their own predicted kernels."""
         batch_size, channels, height, width = hidden_states.shape
         kernels = self.kernel_generator(hidden_states).reshape(batch_size * channels, 1, self.kernel_size, self.kernel_size)
-        if batch_size == 1:  # an ordinary depthwise conv, which keeps the channels-last layout
+        if batch_size == 1 and not torch.compiler.is_exporting():  # an ordinary depthwise conv, keeps channels-last
             return F.conv2d(hidden_states, kernels, padding=self.kernel_size // 2, groups=channels)
         convolved = F.conv2d(  # one grouped conv over B*C groups
             hidden_states.reshape(1, batch_size * channels, height, width),
@@ -172,7 +173,16 @@ class MirageGatedConv(nn.Module):
             padding=self.kernel_size // 2,
             groups=batch_size * channels,
         )
-        return convolved.reshape(batch_size, channels, height, width).contiguous(memory_format=torch.channels_last)
+        convolved = convolved.reshape(batch_size, channels, height, width)
+        return convolved if torch.compiler.is_exporting() else convolved.contiguous(memory_format=torch.channels_last)
+
+    def batch_norm(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """The training BatchNorm. When activation checkpointing replays this block during the backward pass
+        (autograd is then running a graph task), the running statistics are not updated a second time."""
+        if torch._C._current_graph_task_id() == -1:
+            return self.norm(hidden_states)
+        norm = self.norm
+        return F.batch_norm(hidden_states, norm.running_mean, norm.running_var, norm.weight, norm.bias, True, 0.0, norm.eps)
 
     def folded_in_proj(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Weight and bias of `in_proj ∘ norm` with the BatchNorm's running statistics folded in, and 1 / τ folded
@@ -190,7 +200,7 @@ class MirageGatedConv(nn.Module):
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         shortcut = hidden_states
         if self.training:  # batch statistics: BatchNorm and the gate temperature stay separate
-            expanded = self.in_proj(self.norm(hidden_states))
+            expanded = self.in_proj(self.batch_norm(hidden_states))
             gate, identity, conv = torch.split(expanded, self.split_sizes, dim=1)
             gate = gate / self.gate_temperature
         else:
@@ -267,7 +277,7 @@ class MirageFeedForward(nn.Module):
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         batch_size, _, height, width = hidden_states.shape
         strip_rows = self.strip_bytes // (batch_size * width * self.dwconv.out_channels * hidden_states.element_size())
-        if torch.is_grad_enabled() or torch.compiler.is_compiling() or strip_rows >= height:
+        if torch.is_grad_enabled() or torch.compiler.is_compiling() or torch.compiler.is_exporting() or strip_rows >= height:
             gate, value = self.dwconv(F.gelu(self.project_in(hidden_states))).chunk(2, dim=1)
             return self.project_out(F.gelu(gate) * value)
         strip_rows = max(strip_rows, 1)
@@ -281,7 +291,7 @@ class MirageFeedForward(nn.Module):
         return output
 
 
-class MirageBlock(nn.Module):
+class MirageBlock(GradientCheckpointingLayer):
     def __init__(self, config: MirageConfig, dim: int, num_heads: int):
         super().__init__()
         self.norm1 = MirageLayerNorm(dim, config.layer_norm_type)
@@ -363,7 +373,7 @@ class MiragePreTrainedModel(PreTrainedModel):
     base_model_prefix = "mirage"
     main_input_name = "pixel_values"
     input_modalities = ("image",)
-    supports_gradient_checkpointing = False
+    supports_gradient_checkpointing = True
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
@@ -432,6 +442,8 @@ class MirageForImageRestoration(MiragePreTrainedModel):
         height, width = pixel_values.shape[-2:]
         multiple = self.config.pad_multiple
         pad_bottom, pad_right = -height % multiple, -width % multiple
+        if torch.compiler.is_exporting():  # no shape-dependent branch: exported inputs are at least 8 pixels
+            return F.pad(pixel_values, (0, pad_right, 0, pad_bottom), mode="reflect")
         if pad_bottom == 0 and pad_right == 0:
             return pixel_values
         mode = "reflect" if pad_bottom < height and pad_right < width else "replicate"
@@ -451,7 +463,9 @@ class MirageForImageRestoration(MiragePreTrainedModel):
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         height, width = pixel_values.shape[-2:]
         # Channels-last runs the convolutions and the channel LayerNorms several times faster on the CPU.
-        padded = self.pad_to_multiple(pixel_values).contiguous(memory_format=torch.channels_last)
+        padded = self.pad_to_multiple(pixel_values)
+        if not torch.compiler.is_exporting():  # exported graphs carry no layout
+            padded = padded.contiguous(memory_format=torch.channels_last)
 
         # Encoder: [B, d, H, W] -> [B, 2d, H/2, W/2] -> [B, 4d, H/4, W/4] -> [B, 8d, H/8, W/8]
         encoder_level1 = self.encoder_level1(self.patch_embed(padded))
@@ -466,7 +480,12 @@ class MirageForImageRestoration(MiragePreTrainedModel):
         hidden_states = self.decoder_level2(hidden_states)  # [B, 2d, H/2, W/2]
         hidden_states = torch.cat([self.up2_1(hidden_states), encoder_level1], dim=1)  # [B, 2d, H, W]
         hidden_states = self.refinement(self.decoder_level1(hidden_states))
-        reconstruction = (self.output(hidden_states) + padded)[..., :height, :width].contiguous()
+        reconstruction = self.output(hidden_states) + padded
+        if torch.compiler.is_exporting():  # a gather, so the graph holds for padded and unpadded sizes alike
+            rows, columns = torch.arange(height, device=padded.device), torch.arange(width, device=padded.device)
+            reconstruction = reconstruction.index_select(2, rows).index_select(3, columns)
+        else:
+            reconstruction = reconstruction[..., :height, :width].contiguous()
 
         loss = l1_loss = fourier_loss = contrastive_loss = None
         if labels is not None:

@@ -1,0 +1,160 @@
+"""The optimised model equals the straightforward formulation (kept here as the reference) on random inputs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import tiny_config
+
+from mirage_hf import MirageForImageRestoration
+from mirage_hf import modeling_mirage as modeling
+
+# ------------------------------------------------------------------ the straightforward formulation (reference)
+
+
+def reference_layer_norm(self, hidden_states):
+    variance = hidden_states.var(dim=1, keepdim=True, unbiased=False)
+    if self.bias is None:
+        return hidden_states / torch.sqrt(variance + self.eps) * self.weight[:, None, None]
+    mean = hidden_states.mean(dim=1, keepdim=True)
+    return (hidden_states - mean) / torch.sqrt(variance + self.eps) * self.weight[:, None, None] + self.bias[:, None, None]
+
+
+def reference_attention(self, hidden_states):
+    batch_size, channels, height, width = hidden_states.shape
+    qkv = self.qkv_dwconv(self.qkv(hidden_states))
+    query, key, value = qkv.reshape(batch_size, 3, self.num_heads, channels // self.num_heads, height * width).unbind(1)
+    attention = (F.normalize(query, dim=-1) @ F.normalize(key, dim=-1).transpose(-2, -1)) * self.temperature
+    return (attention.softmax(dim=-1) @ value).reshape(batch_size, channels, height, width)
+
+
+def reference_gated_conv(self, hidden_states):
+    shortcut = hidden_states
+    gate, identity, conv = torch.split(self.in_proj(self.norm(hidden_states)), self.split_sizes, dim=1)
+    batch_size, channels, height, width = conv.shape
+    kernels = self.kernel_generator(conv).reshape(batch_size * channels, 1, self.kernel_size, self.kernel_size)
+    conv = F.conv2d(conv.reshape(1, batch_size * channels, height, width), kernels, padding=self.kernel_size // 2,
+                    groups=batch_size * channels).reshape(batch_size, channels, height, width)
+    gated = F.gelu(gate / self.gate_temperature) * torch.cat((identity, conv), dim=1)
+    return self.post_proj(self.drop_path(self.out_proj(gated)) + shortcut)
+
+
+def reference_feed_forward(self, hidden_states):
+    gate, value = self.dwconv(F.gelu(self.project_in(hidden_states))).chunk(2, dim=1)
+    return self.project_out(F.gelu(gate) * value)
+
+
+@pytest.fixture
+def reference(monkeypatch):
+    """Context in which every module runs the straightforward formulation."""
+
+    def use_reference():
+        monkeypatch.setattr(modeling.MirageLayerNorm, "forward", reference_layer_norm)
+        monkeypatch.setattr(modeling.MirageChannelAttention, "forward", reference_attention)
+        monkeypatch.setattr(modeling.MirageGatedConv, "forward", reference_gated_conv)
+        monkeypatch.setattr(modeling.MirageFeedForward, "forward", reference_feed_forward)
+
+    return use_reference
+
+
+def randomised_model(**overrides) -> MirageForImageRestoration:
+    """Tiny model whose BatchNorm statistics, norms, temperatures and alphas are all away from their init."""
+    torch.manual_seed(0)
+    model = MirageForImageRestoration(tiny_config(**overrides))
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            if name.endswith("running_var"):
+                tensor.copy_(0.5 + torch.rand(tensor.shape, generator=generator))
+            elif tensor.is_floating_point() and tensor.ndim == 1 or "temperature" in name or "alpha" in name:
+                tensor.add_(0.2 * torch.randn(tensor.shape, generator=generator))
+    return model
+
+
+def max_difference(first: torch.Tensor, second: torch.Tensor) -> float:
+    return (first - second).abs().max().item()
+
+
+# --------------------------------------------------------------------------------------------------------- tests
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 40, 56), (2, 3, 37, 29)])
+def test_inference_equals_reference(reference, monkeypatch, shape):
+    model = randomised_model().eval()
+    pixel_values = torch.rand(shape, generator=torch.Generator().manual_seed(2))
+    monkeypatch.setattr(modeling.MirageFeedForward, "strip_bytes", 4096)  # force several FFN strips
+    with torch.no_grad():
+        fast = model(pixel_values).reconstruction
+        reference()
+        expected = model(pixel_values).reconstruction
+    assert fast.shape == expected.shape == shape
+    assert max_difference(fast, expected) < 1e-5
+
+
+def test_bias_free_layer_norm_equals_reference(reference):
+    norm = modeling.MirageLayerNorm(12, "bias_free")
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5)
+    hidden_states = torch.randn(2, 12, 5, 7).contiguous(memory_format=torch.channels_last)
+    fast = norm(hidden_states)
+    reference()
+    assert max_difference(fast, norm(hidden_states)) < 1e-6
+
+
+def test_batch_norm_folding_equals_batch_norm_then_conv():
+    model = randomised_model().eval()
+    gated_conv = model.encoder_level1[0].mixer.gated_conv
+    hidden_states = torch.randn(1, gated_conv.norm.num_features, 9, 11)
+    weight, bias = gated_conv.folded_in_proj()
+    expected = gated_conv.in_proj(gated_conv.norm(hidden_states))
+    expected[:, : gated_conv.split_sizes[0]] /= gated_conv.gate_temperature
+    assert max_difference(F.conv2d(hidden_states, weight, bias), expected) < 1e-5
+
+
+def test_folding_leaves_the_state_dict_alone(tmp_path):
+    model = randomised_model().eval()
+    before = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    with torch.no_grad():
+        model(torch.rand(1, 3, 16, 16))
+    after = model.state_dict()
+    assert after.keys() == before.keys()
+    assert all(torch.equal(after[name], before[name]) for name in before)
+
+
+def train_step_gradients(model: MirageForImageRestoration, pixel_values, labels):
+    torch.manual_seed(3)  # same drop-path masks in both runs
+    model.zero_grad(set_to_none=True)
+    loss = model(pixel_values, labels=labels).loss
+    loss.backward()
+    return loss.detach(), {name: parameter.grad.clone() for name, parameter in model.named_parameters()}
+
+
+def test_training_forward_and_backward_equal_reference(reference):
+    pixel_values = torch.rand(2, 3, 24, 32, generator=torch.Generator().manual_seed(4))
+    labels = torch.rand(2, 3, 24, 32, generator=torch.Generator().manual_seed(5))
+    fast_model, reference_model = randomised_model().train(), randomised_model().train()
+    fast_loss, fast_gradients = train_step_gradients(fast_model, pixel_values, labels)
+    reference()
+    expected_loss, expected_gradients = train_step_gradients(reference_model, pixel_values, labels)
+    assert abs(fast_loss.item() - expected_loss.item()) < 1e-5
+    for name, gradient in expected_gradients.items():
+        assert max_difference(fast_gradients[name], gradient) < 1e-4 * max(1.0, gradient.abs().max().item()), name
+    for name, buffer in reference_model.named_buffers():  # BatchNorm statistics moved alike
+        assert torch.allclose(dict(fast_model.named_buffers())[name], buffer, atol=1e-6), name
+
+
+def test_gradient_checkpointing_same_gradients_and_batch_norm_updated_once():
+    pixel_values = torch.rand(2, 3, 16, 24, generator=torch.Generator().manual_seed(6))
+    labels = torch.rand(2, 3, 16, 24, generator=torch.Generator().manual_seed(7))
+    plain, checkpointed = randomised_model().train(), randomised_model().train()
+    checkpointed.activation_checkpointing_enable()
+    assert checkpointed.encoder_level1[0].gradient_checkpointing
+    plain_loss, plain_gradients = train_step_gradients(plain, pixel_values, labels)
+    checkpointed_loss, checkpointed_gradients = train_step_gradients(checkpointed, pixel_values, labels)
+    assert torch.allclose(plain_loss, checkpointed_loss, atol=1e-6)
+    for name, gradient in plain_gradients.items():
+        assert max_difference(checkpointed_gradients[name], gradient) < 1e-5, name
+    checkpointed_buffers = dict(checkpointed.named_buffers())
+    for name, buffer in plain.named_buffers():
+        assert torch.allclose(checkpointed_buffers[name], buffer, atol=1e-6), name
