@@ -1,10 +1,9 @@
 """PSNR for image restoration under the MIRAGE paper's protocol (or the Y-channel one), per image then averaged."""
 
-import datasets
 import evaluate
-import torch
 
-from mirage_hf.metrics import PROTOCOLS, psnr
+from mirage_hf.evaluate_metrics import kwargs_description, mean_over_images, metric_info
+from mirage_hf.metrics import psnr
 
 _DESCRIPTION = """
 Peak signal-to-noise ratio between restored images and their references, computed per image and averaged.
@@ -13,47 +12,13 @@ skimage.metrics.peak_signal_noise_ratio(data_range=1). protocol="y": ITU-R BT.60
 scale with `crop_border` pixels removed on each side, as BasicSR calculate_psnr(test_y_channel=True).
 Built on mirage_hf.metrics.psnr (torch).
 """
-
-_KWARGS_DESCRIPTION = """
-Args:
-    predictions: restored images, each [3, H, W] (channels first) float in [0, 1] (lists, numpy or torch).
-    references: reference images, same shapes as the predictions.
-    protocol: "paper" or "y".
-    crop_border: pixels removed on each side for protocol "y" (default 0).
-Returns:
-    psnr: mean PSNR in dB over the images; psnr_per_image: the per-image values.
-Example:
-    >>> metric = evaluate.load(mirage_hf.metrics.evaluate_module_path("psnr"))
-    >>> metric.compute(predictions=[restored], references=[clean])["psnr"]
-"""
-
-_CITATION = """
-@inproceedings{mirage2026,
-  title = {MIRAGE: all-in-one image restoration},
-  booktitle = {International Conference on Learning Representations (ICLR)},
-  year = {2026},
-  note = {arXiv:2505.18679}
-}
-"""
-
-_IMAGE = datasets.Sequence(datasets.Sequence(datasets.Sequence(datasets.Value("float32"))))
+_KWARGS_DESCRIPTION = kwargs_description("psnr", " in dB")
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class MiragePSNR(evaluate.Metric):
     def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({"predictions": _IMAGE, "references": _IMAGE}),
-        )
+        return metric_info(_DESCRIPTION, _KWARGS_DESCRIPTION)
 
     def _compute(self, predictions, references, protocol="paper", crop_border=0):
-        if protocol not in PROTOCOLS:
-            raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
-        values = [
-            float(psnr(torch.as_tensor(p, dtype=torch.float32), torch.as_tensor(r, dtype=torch.float32), protocol, crop_border)[0])
-            for p, r in zip(predictions, references)
-        ]
-        return {"psnr": sum(values) / len(values), "psnr_per_image": values}
+        return mean_over_images("psnr", psnr, predictions, references, protocol, crop_border)
