@@ -151,6 +151,8 @@ def package(run_dir: str, data_dir: str, notes: str, out_dir: Path = BUNDLED_DIR
         for name in ("config.json", "model.safetensors", "preprocessor_config.json"):
             shutil.copy2(model_dir / name, tmp / name)
         card.save(tmp / "README.md")
+        for path in (tmp, *tmp.iterdir()):  # package data must be readable by everyone
+            path.chmod(0o755 if path.is_dir() else 0o644)
     return out_dir
 
 
