@@ -5,8 +5,8 @@
         --dataset /data/mirage-train --output_dir runs/tiny-3deg
 
 A recipe (YAML, keys = the options below) gives the defaults; the command line overrides them. Any number of
-processes, GPUs or nodes comes from the accelerate config (`training/configs/`, or `accelerate launch --cpu
---num_processes 2` on a CPU). What the script does, in order:
+processes, GPUs or nodes come from the accelerate config (`training/configs/`; two CPU processes over gloo:
+`training/configs/cpu_2proc_gloo.yaml`). What the script does, in order:
 
 1. data: the `train` split of a `mirage data build` / `mirage data synth` dataset (a folder, its Parquet shards,
    or a Hub id) mixed per task with the official repeats (`mirage_hf.data.training_mixture`, reshuffled every
