@@ -57,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # our commands show their own progress; no "Loading weights" bars
     try:
         return int(args.func(args) or 0)
     except MirageError as error:
