@@ -88,3 +88,18 @@ def test_mirage_eval_end_to_end(test_sets, tiny_model_dir, tmp_path, capsys):
     assert main(["eval", "--model", str(model_dir), "--data", str(data_dir), "--split", "nope"]) == 1
     assert "no split nope" in capsys.readouterr().err
     assert main(["eval", "--model", str(model_dir), "--data", str(tmp_path / "missing")]) == 1
+
+
+def test_model_index_keeps_each_noise_level_apart():
+    from huggingface_hub import ModelCard, ModelCardData
+
+    from mirage_hf.evaluation import eval_results, model_index_results
+
+    results = {f"BSD68 σ{s}": {"psnr": 30.0 + s, "ssim": 0.9} for s in (15, 25, 50)}
+    entries = model_index_results(results)
+    assert [entry["dataset"]["type"] for entry in entries] == ["bsd68-15", "bsd68-25", "bsd68-50"]
+    card = ModelCard.from_template(ModelCardData(model_name="m", eval_results=eval_results(results)))
+    reread = ModelCard(str(card)).data.eval_results  # the Hub's own parser groups by dataset type
+    assert sorted((r.dataset_name, r.metric_type) for r in reread) == sorted(
+        (name, metric) for name in results for metric in ("psnr", "ssim")
+    )

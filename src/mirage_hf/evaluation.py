@@ -8,6 +8,8 @@ set is a (source, degradation) pair: "BSD68 σ25", "Rain100L", "SOTS", "GoPro", 
 
 from __future__ import annotations
 
+import re
+
 from collections.abc import Iterable
 from typing import Any
 
@@ -141,20 +143,40 @@ def format_tables(tables: dict[str, dict[str, Any]]) -> str:
     return "\n\n".join(blocks)
 
 
+def eval_results(results: dict[str, dict[str, float]], protocol: str = "paper", source: str | None = None) -> list:
+    """`huggingface_hub.EvalResult`s (PSNR and SSIM per test set) for `ModelCardData(eval_results=...)`.
+
+    The Hub groups model-index results by dataset type, so each set gets its own: its name as a slug
+    ("BSD68 σ25" -> "bsd68-25")."""
+    from huggingface_hub import EvalResult
+
+    suffix = "" if protocol == "paper" else " (Y channel)"
+    entries = []
+    for name, scores in results.items():
+        dataset_type = re.sub(r"[^0-9a-z]+", "-", name.lower()).strip("-") or "images"
+        for metric, label in (("psnr", "PSNR"), ("ssim", "SSIM")):
+            entries.append(
+                EvalResult(
+                    task_type="image-to-image",
+                    task_name="Image Restoration",
+                    dataset_type=dataset_type,
+                    dataset_name=name,
+                    metric_type=metric,
+                    metric_name=label + suffix,
+                    metric_value=round(float(scores[metric]), 4 if metric == "ssim" else 2),
+                    source_name=source,
+                )
+            )
+    return entries
+
+
 def model_index_results(results: dict[str, dict[str, float]], protocol: str = "paper") -> list[dict[str, Any]]:
     """`model-index` result entries (one per test set) for a model card's metadata."""
-    suffix = "" if protocol == "paper" else " (Y channel)"
-    return [
-        {
-            "task": {"type": "image-to-image", "name": "Image Restoration"},
-            "dataset": {"name": name, "type": name.split(" ")[0]},
-            "metrics": [
-                {"type": "psnr", "name": f"PSNR{suffix}", "value": round(result["psnr"], 2)},
-                {"type": "ssim", "name": f"SSIM{suffix}", "value": round(result["ssim"], 4)},
-            ],
-        }
-        for name, result in results.items()
-    ]
+    from huggingface_hub.repocard_data import eval_results_to_model_index
+
+    if not results:
+        return []
+    return eval_results_to_model_index("mirage", eval_results(results, protocol))[0]["results"]
 
 
 def evaluation_report(results: dict[str, dict[str, float]], protocol: str = "paper", model: str | None = None) -> dict[str, Any]:

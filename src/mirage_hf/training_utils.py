@@ -123,32 +123,6 @@ def resolve_checkpoint(resume_from: str, output_dir: str | Path) -> Path | None:
 # ----------------------------------------------------------------------------------------------------------
 
 
-def eval_results(results: dict[str, dict[str, float]], source: str | None = None):
-    """`huggingface_hub.EvalResult`s (PSNR and SSIM per test set) for `ModelCardData(eval_results=...)`.
-
-    The Hub groups model-index results by dataset type, so each set gets its own: its name as a slug
-    ("BSD68 σ25" -> "bsd68-25")."""
-    from huggingface_hub import EvalResult
-
-    entries = []
-    for name, scores in results.items():
-        dataset_type = re.sub(r"[^0-9a-z]+", "-", name.lower()).strip("-") or "images"
-        for metric, label in (("psnr", "PSNR"), ("ssim", "SSIM")):
-            entries.append(
-                EvalResult(
-                    task_type="image-to-image",
-                    task_name="Image Restoration",
-                    dataset_type=dataset_type,
-                    dataset_name=name,
-                    metric_type=metric,
-                    metric_name=label,
-                    metric_value=round(float(scores[metric]), 4 if metric == "ssim" else 2),
-                    source_name=source,
-                )
-            )
-    return entries
-
-
 def render_model_card(
     model_name: str,
     results: dict[str, dict[str, float]],
@@ -169,6 +143,8 @@ def render_model_card(
     """
     import yaml
     from huggingface_hub import ModelCard, ModelCardData
+
+    from .evaluation import eval_results
 
     card_data = ModelCardData(
         model_name=model_name,
@@ -196,7 +172,6 @@ def render_model_card(
 
 __all__ = [
     "checkpoint_step",
-    "eval_results",
     "list_checkpoints",
     "load_recipe",
     "lr_lambda",
