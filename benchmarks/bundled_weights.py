@@ -57,11 +57,6 @@ def skimage_photo(name: str) -> np.ndarray:
     return np.ascontiguousarray(image[..., :3]).astype(np.uint8)
 
 
-def held_out_set_name(row: dict) -> str:
-    """The name the held-out numbers are reported under: the degradation (noise with its σ)."""
-    return row["degradation"]
-
-
 def build_data(out_dir: str, seed: int = 0, num_variants: int = 6) -> Path:
     """Write the train / validation `DatasetDict` of the bundled weights to `out_dir` (`save_dataset_dict` layout)."""
     from datasets import DatasetDict
@@ -89,28 +84,12 @@ def build_data(out_dir: str, seed: int = 0, num_variants: int = 6) -> Path:
 
 def evaluate(model_path: str | None, data_dir: str) -> dict[str, dict[str, float]]:
     """Per degradation: {"psnr", "ssim", "input_psnr", "input_ssim", "count"} on the held-out photos."""
-    import torch
-
-    from mirage_hf.data import center_crop_multiple, load_built_dataset
-    from mirage_hf.inference import load_model, restore
-    from mirage_hf.metrics import MetricAccumulator, psnr, ssim
+    from mirage_hf.data import load_built_dataset
+    from mirage_hf.evaluation import evaluate_model
+    from mirage_hf.inference import load_model
 
     model, _ = load_model(model_path)
-    restored_scores, input_scores = MetricAccumulator(), MetricAccumulator()
-    for row in load_built_dataset(data_dir, split="validation"):
-        degraded, clean = (
-            center_crop_multiple(torch.from_numpy(np.asarray(row[key].convert("RGB"), dtype=np.float32) / 255.0).permute(2, 0, 1)[None])
-            for key in ("input", "target")
-        )
-        name = held_out_set_name(row)
-        restored = restore(model, degraded)
-        restored_scores.update(name, psnr(restored, clean), ssim(restored, clean))
-        input_scores.update(name, psnr(degraded, clean), ssim(degraded, clean))
-    inputs = input_scores.results()
-    return {
-        name: {**scores, "input_psnr": inputs[name]["psnr"], "input_ssim": inputs[name]["ssim"]}
-        for name, scores in restored_scores.results().items()
-    }
+    return evaluate_model(model, load_built_dataset(data_dir, split="validation"), score_inputs=True)
 
 
 def package(run_dir: str, data_dir: str, notes: str, out_dir: Path = BUNDLED_DIR) -> Path:

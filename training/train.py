@@ -42,17 +42,14 @@ import torch
 
 from mirage_hf import MirageConfig, MirageForImageRestoration, MirageImageProcessor
 from mirage_hf.data import (
-    CDD11_SOURCE,
     NOISE_SIGMAS,
     TRAINING_REPEATS,
     PairedTrainTransform,
-    center_crop_multiple,
     load_built_dataset,
     streaming_mixture_probabilities,
     training_mixture,
 )
 from mirage_hf.errors import MirageError
-from mirage_hf.evaluation import set_name
 from mirage_hf.training_utils import (
     checkpoint_step,
     list_checkpoints,
@@ -216,40 +213,12 @@ def load_validation_sets(args) -> list:
     return [loaded[s] for s in args.validation_splits if s in loaded]
 
 
-def validation_set_name(row: dict) -> str:
-    """Benchmark rows: the paper's set names ("BSD68 σ25", "Rain100L"); synthesized rows: their degradation."""
-    if row["source"].startswith("synthetic:"):
-        return row["degradation"]
-    return set_name(row["source"], row["degradation"])
-
-
 @torch.no_grad()
 def validate(model, validation_sets, max_images: int | None, device) -> dict[str, dict[str, float]]:
     """PSNR/SSIM (paper protocol) of `model` and of the degraded input, per set: batch 1, multiple-of-16 crop."""
-    from mirage_hf.inference import restore
-    from mirage_hf.metrics import MetricAccumulator, psnr, ssim
+    from mirage_hf.evaluation import evaluate_model
 
-    restored_scores, input_scores, seen = MetricAccumulator(), MetricAccumulator(), {}
-    for dataset in validation_sets:
-        for row in dataset:
-            name = validation_set_name(row)
-            if max_images is not None and seen.get(name, 0) >= max_images:
-                continue
-            seen[name] = seen.get(name, 0) + 1
-            degraded, clean = (
-                torch.from_numpy(np.asarray(row[key].convert("RGB"), dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
-                for key in ("input", "target")
-            )
-            if row["source"] != CDD11_SOURCE:
-                degraded, clean = center_crop_multiple(degraded), center_crop_multiple(clean)
-            restored = restore(model, degraded.to(device)).cpu()
-            restored_scores.update(name, psnr(restored, clean), ssim(restored, clean))
-            input_scores.update(name, psnr(degraded, clean), ssim(degraded, clean))
-    inputs = input_scores.results()
-    return {
-        name: {**scores, "input_psnr": inputs[name]["psnr"], "input_ssim": inputs[name]["ssim"]}
-        for name, scores in restored_scores.results().items()
-    }
+    return evaluate_model(model, validation_sets, limit=max_images, device=device, score_inputs=True)
 
 
 # ----------------------------------------------------------------------------------------------------------

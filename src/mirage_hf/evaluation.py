@@ -27,7 +27,10 @@ PAPER_TABLES = {
 
 
 def set_name(source: str, degradation: str) -> str:
-    """Display name of a test set: "BSD68 σ25" for noise, "CDD-11 <kind>" for CDD-11, else the source."""
+    """Display name of a test set: "BSD68 σ25" for noise, "CDD-11 <kind>" for CDD-11, the degradation for
+    synthesized rows (`mirage data synth`: "noise_25", "rain", ...), else the source."""
+    if source.startswith("synthetic:"):
+        return degradation
     if degradation.startswith("noise_"):
         return f"{source} σ{degradation.split('_', 1)[1]}"
     if source == CDD11_SOURCE:
@@ -42,10 +45,13 @@ def _to_tensor(image) -> torch.Tensor:
 
 
 def _datasets(data) -> Iterable[tuple[str, Any]]:
+    """(split name, dataset) pairs of a `Dataset`, a `DatasetDict` / dict, or a list of datasets."""
     from datasets import Dataset
 
     if isinstance(data, Dataset):
         return [("data", data)]
+    if isinstance(data, (list, tuple)):
+        return [(f"data {index}", dataset) for index, dataset in enumerate(data)]
     return list(data.items())
 
 
@@ -58,17 +64,19 @@ def evaluate_model(
     limit: int | None = None,
     device: str | torch.device | None = None,
     progress: bool = False,
+    score_inputs: bool = False,
 ) -> dict[str, dict[str, float]]:
-    """Score `model` on a `Dataset` / `DatasetDict` with the MIRAGE schema.
+    """Score `model` on a `Dataset`, `DatasetDict` or list of datasets with the MIRAGE schema.
 
-    Returns {set name: {"psnr", "ssim", "count"}} in the order sets are met. `limit` caps the images per set.
+    Returns {set name: {"psnr", "ssim", "count"}} in the order sets are met; with `score_inputs`, also
+    "input_psnr" / "input_ssim" of the degraded inputs (what restoration gains). `limit` caps the images per set.
     """
     from tqdm.auto import tqdm
 
     from .inference import restore
 
     device = torch.device(device) if device is not None else next(model.parameters()).device
-    accumulator = MetricAccumulator()
+    accumulator, input_accumulator = MetricAccumulator(), MetricAccumulator()
     seen: dict[str, int] = {}
     for split, dataset in _datasets(data):
         for row in tqdm(dataset, desc=f"evaluating {split}", disable=not progress, unit="image"):
@@ -86,7 +94,18 @@ def evaluate_model(
                 psnr(restored, clean, protocol=protocol, crop_border=crop_border),
                 ssim(restored, clean, protocol=protocol, crop_border=crop_border),
             )
-    return accumulator.results()
+            if score_inputs:
+                degraded = degraded.to(restored.device)
+                input_accumulator.update(
+                    name,
+                    psnr(degraded, clean, protocol=protocol, crop_border=crop_border),
+                    ssim(degraded, clean, protocol=protocol, crop_border=crop_border),
+                )
+    results = accumulator.results()
+    if score_inputs:
+        for name, scores in input_accumulator.results().items():
+            results[name].update(input_psnr=scores["psnr"], input_ssim=scores["ssim"])
+    return results
 
 
 def paper_tables(results: dict[str, dict[str, float]]) -> dict[str, dict[str, Any]]:
