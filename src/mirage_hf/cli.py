@@ -28,17 +28,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mirage",
         description="MIRAGE all-in-one image restoration (noise, rain, haze, blur, low light).",
+        epilog="`mirage COMMAND --help` documents each command.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"mirage_hf.commands.{name}")
-        except ModuleNotFoundError as error:  # a command still being written by its owner
-            if error.name != f"mirage_hf.commands.{name}":
-                raise
-            continue
-        module.register(subparsers)
+        importlib.import_module(f"mirage_hf.commands.{name}").register(subparsers)
     return parser
 
 
