@@ -230,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tile-size", type=int, default=512)
     parser.add_argument("--tile-batch", type=int, default=1)
     parser.add_argument("--onnx", action="store_true", help="also time onnxruntime (CPU) at the inference sizes")
+    parser.add_argument("--onnx-variants", nargs="+", default=["tiny"], choices=["tiny", "small"])
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument("--output", default=str(REPO_ROOT / "benchmarks" / "results" / "latest.json"))
@@ -245,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         for size in map(parse_size, args.sizes):
             for impl in implementations:  # interleaved, so load changes hit both alike
                 cases.append(dict(base, impl=impl, variant=variant, kind="infer", size=size, batch=1, repeats=args.repeats))
-            if args.onnx and args.device == "cpu":
+            if args.onnx and args.device == "cpu" and variant in args.onnx_variants:
                 cases.append(dict(base, impl="onnxruntime", variant=variant, kind="onnxruntime", size=size, batch=1, repeats=args.repeats))
     if args.tiled:
         cases.append(dict(base, impl="ours", variant="tiny", kind="tiled", size=parse_size(args.tiled), batch=1, repeats=1,
@@ -255,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
             cases.append(dict(base, impl=impl.split("+")[0], checkpointing="+" in impl, variant="tiny", kind="train",
                               size=(args.train_size, args.train_size), batch=args.train_batch, repeats=args.train_repeats))
 
-    uptime = os.getloadavg()
+    load_before = os.getloadavg()
     rows = []
     with tempfile.TemporaryDirectory() as directory:
         onnx_files = {}
@@ -267,8 +268,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"running {case['impl']}{'+checkpointing' if case.get('checkpointing') else ''} {case['variant']} "
                   f"{case['kind']} {case['size']} ...", file=sys.stderr, flush=True)
             rows.append({**case, **spawn(case, args.timeout)})
+            write_report(rows, args, argv, load_before, final=False)  # partial results survive an interrupted run
+    print(write_report(rows, args, argv, load_before, final=True))
+    print(f"wrote {args.output}", file=sys.stderr)
+    return 0
 
-    for row in rows:  # ratios against the official row of the same kind, variant and size
+
+def write_report(rows: list[dict], args: argparse.Namespace, argv: list[str] | None, load_before, final: bool) -> str:
+    """Add labels, ratios against the official row of the same kind, variant and size, and MP/s; write the JSON."""
+    for row in rows:
         row["label"] = f"{row['impl']}{'+checkpointing' if row.get('checkpointing') else ''}"
         official = next((other for other in rows if other["impl"] == "official" and other["kind"] == row["kind"]
                          and other["variant"] == row["variant"] and other["size"] == row["size"] and "error" not in other), None)
@@ -276,18 +284,16 @@ def main(argv: list[str] | None = None) -> int:
             row["speedup_vs_official"] = official["latency_s"] / row["latency_s"]
             row["memory_vs_official"] = row["peak_memory_mb"] / official["peak_memory_mb"]
         if "error" not in row:
-            megapixels = row["batch"] * row["size"][0] * row["size"][1] / 1e6
-            row["megapixels_per_s"] = megapixels / row["latency_s"]
-
+            row["megapixels_per_s"] = row["batch"] * row["size"][0] * row["size"][1] / 1e6 / row["latency_s"]
     table = format_table(rows)
-    print(table)
     report = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "complete": final,
         "machine": machine_description(args.device),
-        "load_average_before": uptime,
+        "load_average_before": load_before,
         "load_average_after": os.getloadavg(),
         "torch": __import__("torch").__version__,
-        "command": " ".join([Path(sys.executable).name, "benchmarks/benchmark.py", *(argv if argv is not None else sys.argv[1:])]),
+        "command": " ".join(["python", "benchmarks/benchmark.py", *(argv if argv is not None else sys.argv[1:])]),
         "rows": rows,
         "table": table,
     }
@@ -296,8 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     temporary = output.with_suffix(".tmp")
     temporary.write_text(json.dumps(report, indent=2) + "\n")
     temporary.replace(output)
-    print(f"wrote {output}", file=sys.stderr)
-    return 0
+    return table
 
 
 def format_table(rows: list[dict]) -> str:
