@@ -33,14 +33,34 @@ def tiny_model():
     return MirageForImageRestoration(tiny_config()).eval()
 
 
-@pytest.fixture
-def tiny_model_dir(tmp_path, tiny_model):
-    from mirage_hf import MirageImageProcessor
+def save_tiny_model(path):
+    """A tiny random model (seed 0) with its processor, saved as a from_pretrained folder at `path`."""
+    from mirage_hf import MirageForImageRestoration, MirageImageProcessor
 
-    path = tmp_path / "tiny-model"
-    tiny_model.save_pretrained(path)
+    torch.manual_seed(0)
+    MirageForImageRestoration(tiny_config()).save_pretrained(path)
     MirageImageProcessor().save_pretrained(path)
     return path
+
+
+@pytest.fixture
+def tiny_model_dir(tmp_path):
+    return save_tiny_model(tmp_path / "tiny-model")
+
+
+@pytest.fixture(scope="module")
+def module_tiny_model_dir(tmp_path_factory):
+    """Like `tiny_model_dir`, shared by the tests of one module (the Space tests launch one app on it)."""
+    return save_tiny_model(tmp_path_factory.mktemp("model") / "tiny-model")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def random_rgb(height: int, width: int, seed: int = 0) -> np.ndarray:

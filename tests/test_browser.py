@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import socket
 import sys
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from conftest import random_rgb
+from conftest import free_port, random_rgb
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -26,26 +25,16 @@ playwright_api = pytest.importorskip("playwright.sync_api")
 
 
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
+def app_url(module_tiny_model_dir):
     """spaces/app.py served on a free local port, with a tiny random model as the default model."""
-    import torch
-
-    from conftest import tiny_config
-    from mirage_hf import MirageForImageRestoration, MirageImageProcessor
-
-    torch.manual_seed(0)
-    model_dir = tmp_path_factory.mktemp("browser") / "tiny-model"
-    MirageForImageRestoration(tiny_config()).save_pretrained(model_dir)
-    MirageImageProcessor().save_pretrained(model_dir)
+    model_dir = module_tiny_model_dir
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MIRAGE_SPACE_MODEL", str(model_dir))
         patch.syspath_prepend(str(SPACE_DIR))
         sys.modules.pop("app", None)
         import app
 
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
+        port = free_port()
         app.demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
         try:
             yield app.demo.local_url

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import sys
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import random_rgb
+from conftest import free_port, random_rgb
 
 gr = pytest.importorskip("gradio")
 gradio_client = pytest.importorskip("gradio_client")
@@ -20,29 +19,14 @@ from mirage_hf import space  # noqa: E402
 SPACE_DIR = Path(__file__).resolve().parents[1] / "spaces"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def save_photo(path: Path, height: int, width: int, seed: int = 0) -> Path:
     Image.fromarray(random_rgb(height, width, seed)).save(path)
     return path
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    import torch
-
-    from conftest import tiny_config
-    from mirage_hf import MirageForImageRestoration, MirageImageProcessor
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("space") / "tiny-model"
-    MirageForImageRestoration(tiny_config()).save_pretrained(path)
-    MirageImageProcessor().save_pretrained(path)
-    return str(path)
+def model_dir(module_tiny_model_dir):
+    return str(module_tiny_model_dir)
 
 
 @pytest.fixture(scope="module")

@@ -127,6 +127,18 @@ def _read_list(path: Path) -> list[str]:
     return [line.strip() for line in path.read_text().splitlines() if line.strip()]
 
 
+def _listed_files(list_path: Path, folder: Path, problems: LayoutProblems) -> list[Path]:
+    """The files a list names (paths relative to `folder`); each one missing is reported."""
+    files = []
+    for entry in _read_list(list_path):
+        path = folder / entry
+        if path.is_file():
+            files.append(path)
+        else:
+            problems.add(f"{entry} is listed in {list_path} but missing from {folder}")
+    return files
+
+
 def _find_list(root: Path, task_folder: str, list_name: str, list_dir: Path | None, list_subdir: str) -> Path | None:
     """The optional official list file: `<list_dir>/<subdir>/<name>` (the official data_dir) or `<task>/<name>`."""
     candidates = [root / task_folder / list_name]
@@ -204,13 +216,7 @@ def read_train_layout(root: str | os.PathLike, list_dir: str | os.PathLike | Non
         rainy_dir, gt_dir = derain_dir / "rainy", derain_dir / "gt"
         list_path = _find_list(root, "Derain", "rainTrain.txt", list_dir, "rainy")
         if list_path is not None:
-            inputs = []
-            for entry in _read_list(list_path):
-                path = derain_dir / entry
-                if path.is_file():
-                    inputs.append(path)
-                else:
-                    problems.add(f"{entry} is listed in {list_path} but missing from {derain_dir}")
+            inputs = _listed_files(list_path, derain_dir, problems)
         elif rainy_dir.is_dir():
             inputs = _image_files(rainy_dir)
         else:
@@ -232,13 +238,7 @@ def read_train_layout(root: str | os.PathLike, list_dir: str | os.PathLike | Non
         original_dir = dehaze_dir / "original"
         list_path = _find_list(root, "Dehaze", "hazy_outside.txt", list_dir, "hazy")
         if list_path is not None:
-            inputs = []
-            for entry in _read_list(list_path):
-                path = dehaze_dir / entry
-                if path.is_file():
-                    inputs.append(path)
-                else:
-                    problems.add(f"{entry} is listed in {list_path} but missing from {dehaze_dir}")
+            inputs = _listed_files(list_path, dehaze_dir, problems)
         else:
             synthetic_dir = dehaze_dir / "synthetic"
             if not synthetic_dir.is_dir():
