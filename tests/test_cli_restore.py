@@ -80,6 +80,7 @@ def test_restore_tiled_and_dry_run(photos, tmp_path, tiny_model_dir, capsys):
         (["restore", "missing.png", "-o", "out"], "no such file or folder"),
         (["restore", "{photo}", "-o", "{out}", "--model", "{missing_model}"], "not a MIRAGE model folder"),
         (["restore", "{photo}", "-o", "{out}", "--tile", "8", "--tile-overlap", "8"], "--tile"),
+        (["restore", "{photo}", "-o", "{out}", "--device", "no-such-device"], "device 'no-such-device' is not usable"),
     ],
 )
 def test_restore_bad_arguments_give_one_line(args, message, photos, tmp_path, capsys):

@@ -38,6 +38,22 @@ def resolve_model_path(name_or_path: str | None) -> str:
     return name
 
 
+def resolve_device(name: str | None = None) -> torch.device:
+    """`None` or "auto": cuda, else mps, else cpu; any other name is checked to be usable here (MirageError if not)."""
+    if name in (None, "auto"):
+        if torch.cuda.is_available():
+            name = "cuda"
+        elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            name = "mps"
+        else:
+            name = "cpu"
+    try:
+        torch.empty(0, device=name)
+    except (RuntimeError, AssertionError) as error:  # unknown name, or a build / machine without that device
+        raise MirageError(f"device {name!r} is not usable: {str(error).splitlines()[0]}") from None
+    return torch.device(name)
+
+
 def load_model(
     name_or_path: str | None = None,
     device: str | torch.device | None = None,

@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--crop-border", type=int, default=0, help="pixels removed on each side for --protocol y (default: 0)")
     parser.add_argument("--tile", type=int, metavar="N", help="restore in N x N tiles (bounded memory; the paper uses whole images)")
     parser.add_argument("--limit", type=int, metavar="N", help="at most N images per test set (a quick check)")
-    parser.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    parser.add_argument("--device", help="torch device (default: cuda, else mps, else cpu)")
     parser.add_argument("--json", metavar="PATH", help="also write the results, tables and model-index entries as JSON")
     parser.set_defaults(func=run)
 
@@ -29,12 +29,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    import torch
 
     from ..data import load_built_dataset
     from ..errors import MirageError
     from ..evaluation import evaluate_model, evaluation_report, format_tables
-    from ..inference import load_model
+    from ..inference import load_model, resolve_device
     from ..io_utils import atomic_path
 
     if args.tile is not None and args.tile < 16:
@@ -49,12 +48,7 @@ def run(args: argparse.Namespace) -> int:
         if missing:
             raise MirageError(f"{args.data} has no split {', '.join(missing)} (it has {', '.join(data)})")
         data = {s: data[s] for s in args.split}
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        torch.empty(0, device=device)
-    except (RuntimeError, AssertionError) as error:
-        raise MirageError(f"device {device!r} is not usable: {str(error).splitlines()[0]}") from None
-    model, _ = load_model(args.model, device=device)
+    model, _ = load_model(args.model, device=resolve_device(args.device))
     try:
         results = evaluate_model(model, data, protocol=args.protocol, tile_size=args.tile, crop_border=args.crop_border, limit=args.limit, progress=True)
     except ValueError as error:  # e.g. an image smaller than the SSIM window

@@ -57,18 +57,6 @@ def collect_jobs(inputs: list[str], output_dir):
     return jobs, errors
 
 
-def resolve_device(name: str) -> str:
-    import torch
-
-    if name != "auto":
-        return name
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
-
-
 def restore_file(source, destination, model, processor, args) -> None:
     """Read, restore and atomically write one image; raises ValueError/OSError with a readable message."""
     import torch
@@ -142,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
 
     done = 0
     if todo:
-        from ..inference import load_model
+        from ..inference import load_model, resolve_device
 
         model, processor = load_model(args.model, device=resolve_device(args.device))
         for source, destination in tqdm(todo, desc="restoring", unit="image", disable=None):
