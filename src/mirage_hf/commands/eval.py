@@ -29,7 +29,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-
     from ..data import load_built_dataset
     from ..errors import MirageError
     from ..evaluation import evaluate_model, evaluation_report, format_tables
