@@ -5,8 +5,11 @@
     python benchmarks/benchmark.py --device cuda --dtype bf16        # GPU, bf16 autocast
 
 Every case runs in its own subprocess, so its peak memory (peak RSS on the CPU, `max_memory_allocated` on a
-GPU) is its own; the cases of the two implementations are interleaved. Latency is the median over `--repeats`
-runs after one warm-up. The official code (repository Amazingren/MIRAGE) is imported from the given checkout with
+GPU) is its own; the cases of the two implementations are interleaved, `--rounds` times (alternating which goes
+first), and latency is the median over all rounds' timed runs (`--repeats` per round, after one warm-up). Our
+cases run as the `mirage` CLI, the training script and the Space do, with glibc keeping freed memory
+(`mirage_hf.allocator.retain_freed_memory`); `--official-retained` adds official rows with that same setting,
+so the part of the gain that comes from the allocator alone is visible. The official code (repository Amazingren/MIRAGE) is imported from the given checkout with
 stand-ins for timm and fvcore, never copied here; its weights are converted with `mirage_hf.convert`.
 """
 
@@ -79,8 +82,10 @@ def build_model(case: dict):
     model = MirageForImageRestoration(getattr(MirageConfig, case["variant"])())
     if case.get("official"):  # the very weights the official case draws
         model.load_state_dict(convert_state_dict(official_model(case["official"], case["variant"]).state_dict()))
-    if case.get("checkpointing"):
+    if case.get("checkpointing") == "all":
         model.activation_checkpointing_enable()
+    elif case.get("checkpointing") == "high_resolution":
+        model.high_resolution_checkpointing_enable()
     if case.get("compile"):
         model = torch.compile(model)
 
@@ -95,6 +100,10 @@ def run_case(case: dict) -> dict:
     import torch
 
     torch.set_num_threads(case["threads"])
+    if case.get("retain"):
+        from mirage_hf.allocator import retain_freed_memory
+
+        retain_freed_memory()
     device = torch.device(case["device"])
     dtype = getattr(torch, DTYPES[case["dtype"]])
     autocast = torch.autocast(device.type, dtype=dtype, enabled=case["dtype"] != "fp32")
@@ -221,7 +230,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", nargs="+", default=["256", "512"], help="inference sizes, N or HxW")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="fp32", choices=sorted(DTYPES))
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per case and round")
+    parser.add_argument("--rounds", type=int, default=1, help="run every case this many times, in fresh processes")
+    parser.add_argument("--official-retained", action="store_true", help="also run the official code with glibc keeping freed memory")
     parser.add_argument("--train-repeats", type=int, default=3)
     parser.add_argument("--train-batch", type=int, default=8)
     parser.add_argument("--train-size", type=int, default=128)
@@ -240,46 +251,72 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     base = {"device": args.device, "dtype": args.dtype, "threads": args.threads, "official": args.official, "warmup": 1}
-    implementations = ["ours", "official"] if args.official else ["ours"]
-    cases = []
+    implementations = [dict(impl="ours", label="ours", retain=True)]
+    if args.official:
+        implementations.append(dict(impl="official", label="official", retain=False))
+        if args.official_retained:
+            implementations.append(dict(impl="official", label="official+retained allocator", retain=True))
+    groups = []  # cases measured together, interleaved round by round
     for variant in args.variants:
         for size in map(parse_size, args.sizes):
-            for impl in implementations:  # interleaved, so load changes hit both alike
-                cases.append(dict(base, impl=impl, variant=variant, kind="infer", size=size, batch=1, repeats=args.repeats))
+            group = [dict(base, **impl, variant=variant, kind="infer", size=size, batch=1, repeats=args.repeats) for impl in implementations]
             if args.onnx and args.device == "cpu" and variant in args.onnx_variants:
-                cases.append(dict(base, impl="onnxruntime", variant=variant, kind="onnxruntime", size=size, batch=1, repeats=args.repeats))
+                group.append(dict(base, impl="onnxruntime", label="onnxruntime", variant=variant, kind="onnxruntime", size=size,
+                                  batch=1, repeats=args.repeats))
+            groups.append(group)
     if args.tiled:
-        cases.append(dict(base, impl="ours", variant="tiny", kind="tiled", size=parse_size(args.tiled), batch=1, repeats=1,
-                          warmup=0, tile_size=args.tile_size, tile_batch=args.tile_batch))
+        groups.append([dict(base, impl="ours", label="ours", retain=True, variant="tiny", kind="tiled", size=parse_size(args.tiled),
+                            batch=1, repeats=1, warmup=0, tile_size=args.tile_size, tile_batch=args.tile_batch)])
     if not args.no_train:
-        for impl in implementations + ["ours+checkpointing"]:
-            cases.append(dict(base, impl=impl.split("+")[0], checkpointing="+" in impl, variant="tiny", kind="train",
-                              size=(args.train_size, args.train_size), batch=args.train_batch, repeats=args.train_repeats))
+        training = implementations + [
+            dict(impl="ours", label="ours+checkpointing", retain=True, checkpointing="all"),
+            dict(impl="ours", label="ours+high-res checkpointing", retain=True, checkpointing="high_resolution"),
+        ]
+        groups.append([dict(base, **impl, variant="tiny", kind="train", size=(args.train_size, args.train_size),
+                            batch=args.train_batch, repeats=args.train_repeats) for impl in training])
 
     load_before = os.getloadavg()
     rows = []
     with tempfile.TemporaryDirectory() as directory:
         onnx_files = {}
-        for case in cases:
-            if case["kind"] == "onnxruntime" and case["variant"] not in onnx_files:
-                onnx_files[case["variant"]] = export_onnx_for(case["variant"], args.official, directory)
-            if case["kind"] == "onnxruntime":
-                case["onnx"] = onnx_files[case["variant"]]
-            print(f"running {case['impl']}{'+checkpointing' if case.get('checkpointing') else ''} {case['variant']} "
-                  f"{case['kind']} {case['size']} ...", file=sys.stderr, flush=True)
-            rows.append({**case, **spawn(case, args.timeout)})
-            write_report(rows, args, argv, load_before, final=False)  # partial results survive an interrupted run
+        for group in groups:
+            group_rows = [dict(case) for case in group]
+            rows.extend(group_rows)
+            for round_index in range(args.rounds):
+                order = range(len(group)) if round_index % 2 == 0 else reversed(range(len(group)))
+                for index in order:
+                    case = group[index]
+                    if case["kind"] == "onnxruntime" and case["variant"] not in onnx_files:
+                        onnx_files[case["variant"]] = export_onnx_for(case["variant"], args.official, directory)
+                    if case["kind"] == "onnxruntime":
+                        case["onnx"] = onnx_files[case["variant"]]
+                    print(f"round {round_index + 1}/{args.rounds}: {case['label']} {case['variant']} {case['kind']} "
+                          f"{case['size']} ...", file=sys.stderr, flush=True)
+                    merge_result(group_rows[index], spawn(case, args.timeout))
+                    write_report(rows, args, argv, load_before, final=False)  # partial results survive an interrupted run
     print(write_report(rows, args, argv, load_before, final=True))
     print(f"wrote {args.output}", file=sys.stderr)
     return 0
 
 
+def merge_result(row: dict, result: dict) -> None:
+    """Pool one more round into a row: every timing kept, latency their median, peak memory the largest."""
+    if "error" in result or "error" in row:
+        row.setdefault("error", result.get("error"))
+        return
+    row["timings_s"] = row.get("timings_s", []) + result["timings_s"]
+    row["latency_s"] = statistics.median(row["timings_s"])
+    row["peak_memory_mb"] = max(row.get("peak_memory_mb", 0.0), result["peak_memory_mb"])
+    row["rounds"] = row.get("rounds", 0) + 1
+
+
 def write_report(rows: list[dict], args: argparse.Namespace, argv: list[str] | None, load_before, final: bool) -> str:
     """Add labels, ratios against the official row of the same kind, variant and size, and MP/s; write the JSON."""
     for row in rows:
-        row["label"] = f"{row['impl']}{'+checkpointing' if row.get('checkpointing') else ''}"
-        official = next((other for other in rows if other["impl"] == "official" and other["kind"] == row["kind"]
-                         and other["variant"] == row["variant"] and other["size"] == row["size"] and "error" not in other), None)
+        if "latency_s" not in row and "error" not in row:
+            continue  # not measured yet
+        official = next((other for other in rows if other["label"] == "official" and other["kind"] == row["kind"]
+                         and other["variant"] == row["variant"] and other["size"] == row["size"] and "latency_s" in other), None)
         if official and "error" not in row and row is not official:
             row["speedup_vs_official"] = official["latency_s"] / row["latency_s"]
             row["memory_vs_official"] = row["peak_memory_mb"] / official["peak_memory_mb"]
@@ -309,6 +346,8 @@ def format_table(rows: list[dict]) -> str:
     header = ("variant", "kind", "size", "device", "dtype", "median s", "MP/s", "peak MB", "speed vs official", "memory vs official")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
+        if "latency_s" not in row and "error" not in row:
+            continue
         kind = row["kind"] if row["kind"] != "train" else f"train step (batch {row['batch']}, AdamW)"
         if row["kind"] == "tiled":
             kind = f"tiled ({row['tile_size']} px tiles)"

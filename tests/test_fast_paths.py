@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import platform
+import subprocess
+import sys
+
 import pytest
 import torch
 import torch.nn.functional as F
 from conftest import tiny_config
 
-from mirage_hf import MirageForImageRestoration
+from mirage_hf import MirageForImageRestoration, cpu_fusion
 from mirage_hf import modeling_mirage as modeling
 
 # ------------------------------------------------------------------ the straightforward formulation (reference)
@@ -40,9 +44,27 @@ def reference_gated_conv(self, hidden_states):
     return self.post_proj(self.drop_path(self.out_proj(gated)) + shortcut)
 
 
-def reference_feed_forward(self, hidden_states):
+def reference_mlp(self, hidden_states):
+    return self.fc2(F.gelu(self.fc1(hidden_states)))
+
+
+def reference_mixer(self, hidden_states, residual):
+    attention_in, gated_in, mlp_in = torch.split(hidden_states, self.branch_sizes, dim=1)
+    attention_out, gated_out, mlp_out = self.attention(attention_in), self.gated_conv(gated_in), self.mlp(mlp_in)
+    fused = torch.cat(
+        (
+            attention_out + self.alpha_attention * torch.sigmoid(gated_out + mlp_out),
+            gated_out + self.alpha_gated_conv * torch.sigmoid(attention_out + mlp_out),
+            mlp_out + self.alpha_mlp * torch.sigmoid(attention_out + gated_out),
+        ),
+        dim=1,
+    )
+    return residual + self.project_out(fused)
+
+
+def reference_feed_forward(self, hidden_states, residual):
     gate, value = self.dwconv(F.gelu(self.project_in(hidden_states))).chunk(2, dim=1)
-    return self.project_out(F.gelu(gate) * value)
+    return residual + self.project_out(F.gelu(gate) * value)
 
 
 @pytest.fixture
@@ -54,6 +76,8 @@ def reference(monkeypatch):
         monkeypatch.setattr(modeling.MirageChannelAttention, "forward", reference_attention)
         monkeypatch.setattr(modeling.MirageGatedConv, "forward", reference_gated_conv)
         monkeypatch.setattr(modeling.MirageFeedForward, "forward", reference_feed_forward)
+        monkeypatch.setattr(modeling.MirageChannelMLP, "forward", reference_mlp)
+        monkeypatch.setattr(modeling.MirageMixer, "forward", reference_mixer)
 
     return use_reference
 
@@ -158,3 +182,78 @@ def test_gradient_checkpointing_same_gradients_and_batch_norm_updated_once():
     checkpointed_buffers = dict(checkpointed.named_buffers())
     for name, buffer in plain.named_buffers():
         assert torch.allclose(checkpointed_buffers[name], buffer, atol=1e-6), name
+
+
+# ------------------------------------------------------------ fused oneDNN kernels, dynamic conv, checkpointing
+
+
+@pytest.mark.parametrize("padding, groups, bias", [(0, 1, True), (0, 1, False), (1, 6, True), (3, 6, False)])
+def test_fused_convolutions_equal_the_plain_ops(padding, groups, bias):
+    generator = torch.Generator().manual_seed(8)
+    hidden_states = torch.randn(2, 6, 9, 13, generator=generator).contiguous(memory_format=torch.channels_last)
+    kernel = 2 * padding + 1
+    weight = torch.randn(6, 6 // groups, kernel, kernel, generator=generator) * 0.3
+    bias = torch.randn(6, generator=generator) if bias else None
+    other = torch.randn(2, 6, 9, 13, generator=generator).contiguous(memory_format=torch.channels_last)
+    plain = F.conv2d(hidden_states, weight, bias, padding=padding, groups=groups)
+    with torch.no_grad():
+        assert cpu_fusion.fusable(hidden_states)
+        assert max_difference(cpu_fusion.conv_gelu(hidden_states, weight, bias, padding, groups), F.gelu(plain)) < 1e-5
+        assert max_difference(cpu_fusion.conv_mul(hidden_states, other, weight, bias, padding, groups), plain * other) < 1e-5
+        assert max_difference(cpu_fusion.conv_add(hidden_states, other, weight, bias, padding, groups), plain + other) < 1e-5
+    assert not cpu_fusion.fusable(hidden_states.requires_grad_())  # autograd: the plain ops, with their gradients
+
+
+def test_inference_uses_the_fused_kernels_and_equals_the_unfused_path(monkeypatch):
+    model = randomised_model().eval()
+    pixel_values = torch.rand(1, 3, 40, 48, generator=torch.Generator().manual_seed(9))
+    calls = []
+    fused_op = cpu_fusion._pointwise_conv
+
+    class CountingOp:
+        def __call__(self, *args):
+            calls.append("unary")
+            return fused_op(*args)
+
+        def binary(self, *args):
+            calls.append("binary")
+            return fused_op.binary(*args)
+
+    monkeypatch.setattr(cpu_fusion, "_pointwise_conv", CountingOp())
+    with torch.no_grad():
+        fused = model(pixel_values).reconstruction
+        assert "unary" in calls and "binary" in calls
+        monkeypatch.setattr(cpu_fusion, "_pointwise_conv", None)  # as on a torch build without oneDNN
+        unfused = model(pixel_values).reconstruction
+    assert max_difference(fused, unfused) < 1e-5
+
+
+def test_per_sample_depthwise_conv_gradients():
+    generator = torch.Generator().manual_seed(10)
+    hidden_states = torch.randn(2, 3, 6, 7, generator=generator, dtype=torch.float64).requires_grad_()
+    kernels = torch.randn(6, 1, 3, 3, generator=generator, dtype=torch.float64).requires_grad_()
+    assert torch.autograd.gradcheck(modeling.PerSampleDepthwiseConv.apply, (hidden_states, kernels))
+
+
+def test_high_resolution_checkpointing_marks_the_large_stages_and_keeps_gradients():
+    pixel_values = torch.rand(2, 3, 16, 24, generator=torch.Generator().manual_seed(11))
+    labels = torch.rand(2, 3, 16, 24, generator=torch.Generator().manual_seed(12))
+    plain, checkpointed = randomised_model().train(), randomised_model().train()
+    checkpointed.high_resolution_checkpointing_enable()
+    flags = {name: [block.gradient_checkpointing for block in getattr(checkpointed, name)]
+             for name in ("encoder_level1", "encoder_level2", "encoder_level3", "latent", "decoder_level3",
+                          "decoder_level2", "decoder_level1", "refinement")}
+    assert not any(flags["encoder_level3"] + flags["latent"] + flags["decoder_level3"])
+    assert all(flags["encoder_level1"] + flags["encoder_level2"] + flags["decoder_level2"] + flags["decoder_level1"] + flags["refinement"])
+    plain_loss, plain_gradients = train_step_gradients(plain, pixel_values, labels)
+    checkpointed_loss, checkpointed_gradients = train_step_gradients(checkpointed, pixel_values, labels)
+    assert torch.allclose(plain_loss, checkpointed_loss, atol=1e-6)
+    for name, gradient in plain_gradients.items():
+        assert max_difference(checkpointed_gradients[name], gradient) < 1e-5, name
+
+
+def test_retain_freed_memory_takes_on_linux():
+    code = "from mirage_hf.allocator import retain_freed_memory as r; print(r(), r())"
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    expected = "True" if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc" else "False"
+    assert output == [expected, expected]

@@ -184,7 +184,8 @@ def test_streaming_mix_yields_patches(tiny_dataset, train_module):
 
 def test_streaming_run_trains_and_exports(tmp_path, tiny_dataset, train_module):
     output = tmp_path / "stream"
-    command = train_command(tiny_dataset, output, "--streaming", "--max_train_steps", "2", "--checkpointing_steps", "2")
+    command = train_command(tiny_dataset, output, "--streaming", "--max_train_steps", "2", "--checkpointing_steps", "2",
+                            "--gradient_checkpointing", "high_resolution")
     assert train_module.main([*command, "--validation_splits"]) == 0
     assert (output / "checkpoint-2").is_dir() and (output / "model" / "model.safetensors").is_file()
     assert train_module.main([*command[:-2], "--lr_schedule_unit", "epoch"]) == 2  # a stream has no epochs

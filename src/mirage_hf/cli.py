@@ -54,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from transformers.utils import logging as transformers_logging
 
+    from .allocator import retain_freed_memory
+
+    retain_freed_memory()  # large feature maps are reused instead of page-faulted in again (see allocator.py)
     transformers_logging.disable_progress_bar()  # our commands show their own progress; no "Loading weights" bars
     try:
         return int(args.func(args) or 0)

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .allocator import retain_freed_memory
 from .errors import MirageError
 from .inference import DEFAULT_MODEL_NAME, bundled_model_names, load_model, resolve_model_path, restore
 
@@ -306,6 +307,7 @@ def _example_files(folder: Path) -> list[str]:
 def build_demo(examples_dir: str | os.PathLike | None = None) -> gr.Blocks:
     """The Blocks app. `examples_dir`: a folder with `degraded/` photos for the Restore tab and `clean/` photos
     for the Try-it tab (either may be missing)."""
+    retain_freed_memory()  # the CPU Space reuses its large feature maps instead of page-faulting them in again
     examples_dir = Path(examples_dir) if examples_dir is not None else None
     degraded_examples = _example_files(examples_dir / "degraded") if examples_dir else []
     clean_examples = _example_files(examples_dir / "clean") if examples_dir else []

@@ -1,0 +1,90 @@
+"""Convolutions with their GELU, product or sum fused in, for inference on the CPU.
+
+On a few CPU cores the element-wise passes around MIRAGE's convolutions (two exact GELUs over the 4×-wide
+feed-forward maps, the gating products, the residual sums) cost as much as the convolutions: each reads and
+writes a whole feature map. oneDNN applies them as post-ops while the convolution's output is still in cache.
+PyTorch exposes that as `torch.ops.mkldnn._convolution_pointwise` (the op inductor's CPU backend emits); no
+public API fuses a convolution with an activation, so this module wraps it. Every function falls back to the
+plain ops wherever the fused kernel does not apply: autograd, other devices or dtypes, autocast, export.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+_pointwise_conv = getattr(getattr(torch.ops, "mkldnn", None), "_convolution_pointwise", None)
+
+
+def fusable(*tensors: torch.Tensor) -> bool:
+    """True when the fused oneDNN kernels can run on these tensors (fp32 on the CPU, no autograd)."""
+    return (
+        _pointwise_conv is not None
+        and torch.backends.mkldnn.is_available()
+        and torch.backends.mkldnn.enabled
+        and not torch.is_grad_enabled()
+        and not torch.is_autocast_enabled("cpu")
+        and not torch.compiler.is_compiling()
+        and not torch.compiler.is_exporting()
+        and all(tensor.device.type == "cpu" and tensor.dtype == torch.float32 for tensor in tensors)
+    )
+
+
+def _channels_last(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.contiguous(memory_format=torch.channels_last)
+
+
+def conv_gelu(
+    hidden_states: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, padding: int = 0, groups: int = 1
+) -> torch.Tensor:
+    """GELU(conv2d(hidden_states, weight, bias)), exact (erf) GELU, stride 1."""
+    if not fusable(hidden_states, weight):
+        return F.gelu(F.conv2d(hidden_states, weight, bias, padding=padding, groups=groups))
+    return _pointwise_conv(
+        _channels_last(hidden_states), weight, bias, [padding, padding], [1, 1], [1, 1], groups, "gelu", [], "none"
+    )
+
+
+def conv_mul(
+    hidden_states: torch.Tensor,
+    other: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    padding: int = 0,
+    groups: int = 1,
+) -> torch.Tensor:
+    """conv2d(hidden_states, weight, bias) * other, stride 1; `other` has the output's shape."""
+    return _conv_binary(hidden_states, other, weight, bias, padding, groups, "mul")
+
+
+def conv_add(
+    hidden_states: torch.Tensor,
+    other: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    padding: int = 0,
+    groups: int = 1,
+) -> torch.Tensor:
+    """conv2d(hidden_states, weight, bias) + other, stride 1; `other` has the output's shape."""
+    return _conv_binary(hidden_states, other, weight, bias, padding, groups, "add")
+
+
+def _conv_binary(hidden_states, other, weight, bias, padding, groups, operation):
+    if not fusable(hidden_states, other, weight):
+        convolved = F.conv2d(hidden_states, weight, bias, padding=padding, groups=groups)
+        return convolved * other if operation == "mul" else convolved + other
+    return _pointwise_conv.binary(
+        _channels_last(hidden_states),
+        _channels_last(other),
+        weight,
+        bias,
+        [padding, padding],
+        [1, 1],
+        [1, 1],
+        groups,
+        operation,
+        None,
+        None,
+        [],
+        None,
+    )
