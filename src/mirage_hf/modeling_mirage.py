@@ -139,9 +139,10 @@ def per_sample_depthwise_conv(hidden_states: torch.Tensor, kernels: torch.Tensor
 
 
 class PerSampleDepthwiseConv(torch.autograd.Function):
-    """`per_sample_depthwise_conv` with a faster kernel gradient: written as a convolution of the padded input
-    with the output gradient (one k×k output per group), it runs ~14× faster on the CPU than the weight gradient
-    `convolution_backward` computes for B*C single-channel groups. The input gradient is the transposed conv."""
+    """`per_sample_depthwise_conv` with a faster kernel gradient on the CPU: written as a convolution of the padded
+    input with the output gradient (one k×k output per group), it runs ~14× faster than the weight gradient
+    `convolution_backward` computes for B*C single-channel groups. The input gradient is the transposed conv.
+    Used for CPU training only (a k×k output from an H×W kernel was not measured on GPUs)."""
 
     @staticmethod
     def forward(ctx, hidden_states: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
@@ -207,7 +208,8 @@ class MirageGatedConv(nn.Module):
         """Convolve each sample's channels with their own predicted kernels."""
         batch_size, channels = hidden_states.shape[:2]
         kernels = self.kernel_generator(hidden_states).reshape(batch_size * channels, 1, self.kernel_size, self.kernel_size)
-        if torch.is_grad_enabled() and not torch.compiler.is_compiling() and not torch.compiler.is_exporting():
+        compiling = torch.compiler.is_compiling() or torch.compiler.is_exporting()
+        if torch.is_grad_enabled() and hidden_states.device.type == "cpu" and not compiling:  # measured on the CPU only
             return PerSampleDepthwiseConv.apply(hidden_states, kernels)
         if batch_size == 1 and not torch.compiler.is_exporting():  # an ordinary depthwise conv, keeps channels-last
             return F.conv2d(hidden_states, kernels, padding=self.kernel_size // 2, groups=channels)
