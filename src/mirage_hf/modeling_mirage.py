@@ -258,7 +258,7 @@ class MirageGatedConv(nn.Module):
     def fused_forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         """Inference on the CPU, one sample: the gate's GELU, both gating products and the residual sum fused into
         the convolutions (the gate's rows are split so that each product meets a dense tensor)."""
-        gate_size, identity_size, conv_size = self.split_sizes
+        _, identity_size, conv_size = self.split_sizes
         weight, bias = self.folded_in_proj()
         gate_weight, identity_weight, conv_weight = torch.split(weight, self.split_sizes)
         gate_bias, identity_bias, conv_bias = torch.split(bias, self.split_sizes)
