@@ -304,10 +304,11 @@ class MirageMixer(nn.Module):
 
     def forward(self, hidden_states: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
         """`residual + Mixer(hidden_states)`."""
-        # Dense copies of the three channel groups: each branch reads its group several times.
-        attention_in, gated_in, mlp_in = (
-            part.contiguous(memory_format=torch.channels_last) for part in torch.split(hidden_states, self.branch_sizes, dim=1)
-        )
+        attention_in, gated_in, mlp_in = torch.split(hidden_states, self.branch_sizes, dim=1)
+        if fusable(hidden_states):  # dense copies: the fused branches read their group several times
+            attention_in, gated_in, mlp_in = (
+                part.contiguous(memory_format=torch.channels_last) for part in (attention_in, gated_in, mlp_in)
+            )
         attention_out = self.attention(attention_in)
         gated_out = self.gated_conv(gated_in)
         mlp_out = self.mlp(mlp_in)
