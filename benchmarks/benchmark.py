@@ -9,8 +9,9 @@ GPU) is its own; the cases of the two implementations are interleaved, `--rounds
 first), and latency is the median over all rounds' timed runs (`--repeats` per round, after one warm-up). Our
 cases run as the `mirage` CLI, the training script and the Space do, with glibc keeping freed memory
 (`mirage_hf.allocator.retain_freed_memory`); `--official-retained` adds official rows with that same setting,
-so the part of the gain that comes from the allocator alone is visible. The official code (repository Amazingren/MIRAGE) is imported from the given checkout with
-stand-ins for timm and fvcore, never copied here; its weights are converted with `mirage_hf.convert`.
+so the part of the gain that comes from the allocator alone is visible. The official code (repository
+Amazingren/MIRAGE) is imported from the given checkout with stand-ins for timm and fvcore, never copied here; its
+weights are converted with `mirage_hf.convert`.
 """
 
 from __future__ import annotations
