@@ -204,6 +204,19 @@ def test_fused_convolutions_equal_the_plain_ops(padding, groups, bias):
     assert not cpu_fusion.fusable(hidden_states.requires_grad_())  # autograd: the plain ops, with their gradients
 
 
+def test_in_place_fused_sum_writes_into_a_band_of_rows():
+    generator = torch.Generator().manual_seed(13)
+    hidden_states = torch.randn(1, 6, 4, 13, generator=generator).contiguous(memory_format=torch.channels_last)
+    weight, bias = torch.randn(5, 6, 1, 1, generator=generator), torch.randn(5, generator=generator)
+    accumulator = torch.randn(1, 5, 9, 13, generator=generator).contiguous(memory_format=torch.channels_last)
+    expected = accumulator.clone()
+    expected[:, :, 3:7] += F.conv2d(hidden_states, weight, bias)
+    with torch.no_grad():
+        band = accumulator[:, :, 3:7]
+        assert cpu_fusion.conv_add_(band, hidden_states, weight, bias).data_ptr() == band.data_ptr()
+    assert max_difference(accumulator, expected) < 1e-5
+
+
 def test_inference_uses_the_fused_kernels_and_equals_the_unfused_path(monkeypatch):
     model = randomised_model().eval()
     pixel_values = torch.rand(1, 3, 40, 48, generator=torch.Generator().manual_seed(9))
@@ -219,10 +232,17 @@ def test_inference_uses_the_fused_kernels_and_equals_the_unfused_path(monkeypatc
             calls.append("binary")
             return fused_op.binary(*args)
 
+    class CountingInPlaceOp:
+        def binary(self, *args):
+            calls.append("in place")
+            return in_place_op.binary(*args)
+
+    in_place_op = cpu_fusion._pointwise_conv_
     monkeypatch.setattr(cpu_fusion, "_pointwise_conv", CountingOp())
+    monkeypatch.setattr(cpu_fusion, "_pointwise_conv_", CountingInPlaceOp())
     with torch.no_grad():
         fused = model(pixel_values).reconstruction
-        assert "unary" in calls and "binary" in calls
+        assert {"unary", "binary", "in place"} <= set(calls)
         monkeypatch.setattr(cpu_fusion, "_pointwise_conv", None)  # as on a torch build without oneDNN
         unfused = model(pixel_values).reconstruction
     assert max_difference(fused, unfused) < 1e-5

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 _pointwise_conv = getattr(getattr(torch.ops, "mkldnn", None), "_convolution_pointwise", None)
+_pointwise_conv_ = getattr(getattr(torch.ops, "mkldnn", None), "_convolution_pointwise_", None)  # in place
 
 
 def fusable(*tensors: torch.Tensor) -> bool:
@@ -67,6 +68,19 @@ def conv_add(
 ) -> torch.Tensor:
     """conv2d(hidden_states, weight, bias) + other, stride 1; `other` has the output's shape."""
     return _conv_binary(hidden_states, other, weight, bias, padding, groups, "add")
+
+
+def conv_add_(
+    accumulator: torch.Tensor, hidden_states: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
+) -> torch.Tensor:
+    """accumulator += conv2d(hidden_states, weight, bias), 1×1, in place; `accumulator` is a dense channels-last
+    tensor (or a band of rows of one) of the output's shape."""
+    dense = accumulator.is_contiguous(memory_format=torch.channels_last)
+    if _pointwise_conv_ is None or not dense or not fusable(hidden_states, accumulator, weight):
+        return accumulator.add_(F.conv2d(hidden_states, weight, bias))
+    return _pointwise_conv_.binary(
+        accumulator, _channels_last(hidden_states), weight, bias, [0, 0], [1, 1], [1, 1], 1, "add", None, None, [], None
+    )
 
 
 def _conv_binary(hidden_states, other, weight, bias, padding, groups, operation):

@@ -23,7 +23,7 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.utils import ModelOutput
 
 from .configuration_mirage import MirageConfig
-from .cpu_fusion import conv_add, conv_gelu, conv_mul, fusable
+from .cpu_fusion import conv_add, conv_add_, conv_gelu, conv_mul, fusable
 from .losses import fourier_l1_loss, info_nce_loss
 
 
@@ -115,8 +115,10 @@ class MirageChannelAttention(nn.Module):
         tokens = qkv.permute(0, 2, 3, 1).reshape(batch_size, height * width, 3, self.num_heads, head_dim)
         query, key, value = (part.transpose(1, 2) for part in tokens.unbind(2))  # [B, heads, H*W, C/heads]
         # normalize(q)ᵀ·normalize(k) = qᵀk / (|q|·|k|): scale the small C×C map instead of the two big tensors.
-        query_norm = torch.linalg.vector_norm(query, dim=2).clamp_min(1e-12)  # [B, heads, C/heads]
-        key_norm = torch.linalg.vector_norm(key, dim=2).clamp_min(1e-12)
+        # The norms as squares summed over the pixel axis of the token view (vector_norm across that strided axis
+        # is about 2× slower at full resolution on the CPU).
+        query_key = tokens[:, :, :2]  # [B, H*W, 2, heads, C/heads]
+        query_norm, key_norm = (query_key * query_key).sum(dim=1).sqrt().clamp_min(1e-12).unbind(1)  # [B, heads, C/h]
         attention = query.transpose(-2, -1) @ key  # [B, heads, C/heads, C/heads]
         attention = attention / (query_norm.unsqueeze(-1) * key_norm.unsqueeze(-2)) * self.temperature
         attention = attention.softmax(dim=-1)
@@ -309,18 +311,31 @@ class MirageMixer(nn.Module):
             attention_in, gated_in, mlp_in = (
                 part.contiguous(memory_format=torch.channels_last) for part in (attention_in, gated_in, mlp_in)
             )
-        attention_out = self.attention(attention_in)
-        gated_out = self.gated_conv(gated_in)
-        mlp_out = self.mlp(mlp_in)
-        fused = torch.cat(
-            (
-                attention_out + self.alpha_attention * torch.sigmoid(gated_out + mlp_out),
-                gated_out + self.alpha_gated_conv * torch.sigmoid(attention_out + mlp_out),
-                mlp_out + self.alpha_mlp * torch.sigmoid(attention_out + gated_out),
-            ),
-            dim=1,
-        )
+        branches = (self.attention(attention_in), self.gated_conv(gated_in), self.mlp(mlp_in))
+        if fusable(hidden_states):
+            fused = self.cross_gate_into_(torch.empty_like(hidden_states, memory_format=torch.channels_last), branches)
+        else:
+            attention_out, gated_out, mlp_out = branches
+            fused = torch.cat(
+                (
+                    attention_out + self.alpha_attention * torch.sigmoid(gated_out + mlp_out),
+                    gated_out + self.alpha_gated_conv * torch.sigmoid(attention_out + mlp_out),
+                    mlp_out + self.alpha_mlp * torch.sigmoid(attention_out + gated_out),
+                ),
+                dim=1,
+            )
         return conv_add(fused, residual, self.project_out.weight, self.project_out.bias)
+
+    def cross_gate_into_(self, output: torch.Tensor, branches: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """The cross-gating without autograd, each branch written into its channels of `output`: three passes
+        per branch instead of four plus the concatenation (1.3-1.6× faster on the CPU)."""
+        alphas = (self.alpha_attention, self.alpha_gated_conv, self.alpha_mlp)
+        outputs = torch.split(output, self.branch_sizes, dim=1)
+        for index, (branch, alpha, branch_output) in enumerate(zip(branches, alphas, outputs)):
+            first, second = (other for other_index, other in enumerate(branches) if other_index != index)
+            gate = torch.add(first, second).sigmoid_()
+            torch.add(branch, gate, alpha=alpha.item(), out=branch_output)
+        return output
 
 
 class MirageFeedForward(nn.Module):
@@ -341,28 +356,27 @@ class MirageFeedForward(nn.Module):
         self.project_out = nn.Conv2d(hidden, dim, kernel_size=1, bias=bias)
 
     def forward(self, hidden_states: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-        if not fusable(hidden_states, residual):
-            gate, value = self.dwconv(F.gelu(self.project_in(hidden_states))).chunk(2, dim=1)
-            return residual + self.project_out(F.gelu(gate) * value)
-        batch_size, _, height, width = hidden_states.shape
-        if batch_size > 1:  # sample by sample: a sample (and a band of its rows) is a dense channels-last slice
-            samples = zip(hidden_states.split(1), residual.split(1))
-            return torch.cat([self(sample, residual=shortcut) for sample, shortcut in samples])
-        strip_rows = self.strip_bytes // (width * self.dwconv.out_channels * hidden_states.element_size())
-        if strip_rows >= height:
-            return self.fused_rows(hidden_states, residual)
-        strip_rows = max(strip_rows, 1)
-        output = torch.empty_like(residual, memory_format=torch.channels_last)
-        for top in range(0, height, strip_rows):
-            bottom = min(top + strip_rows, height)
-            halo_top, halo_bottom = max(top - 1, 0), min(bottom + 1, height)  # rows the 3×3 conv reads
-            output[:, :, top:bottom] = self.fused_rows(
-                hidden_states[:, :, halo_top:halo_bottom], residual[:, :, top:bottom], top - halo_top, halo_bottom - bottom
-            )
-        return output
+        if fusable(hidden_states, residual):
+            return self.add_to_(residual.clone(memory_format=torch.channels_last), hidden_states)
+        gate, value = self.dwconv(F.gelu(self.project_in(hidden_states))).chunk(2, dim=1)
+        return residual + self.project_out(F.gelu(gate) * value)
 
-    def fused_rows(self, hidden_states, residual, halo_top: int = 0, halo_bottom: int = 0) -> torch.Tensor:
-        """`residual + FFN(hidden_states)` for a band of rows; the halo rows are read, not returned."""
+    def add_to_(self, accumulator: torch.Tensor, hidden_states: torch.Tensor) -> torch.Tensor:
+        """`accumulator += FFN(hidden_states)` in place, without autograd: the fused CPU path, sample by sample and
+        strip by strip (a sample, and a band of its rows, is a dense slice of a channels-last tensor), the last
+        convolution adding straight into the accumulator's rows."""
+        for sample_accumulator, sample in zip(accumulator.split(1), hidden_states.split(1)):
+            height, width = sample.shape[2:]
+            strip_rows = max(self.strip_bytes // (width * self.dwconv.out_channels * sample.element_size()), 1)
+            for top in range(0, height, strip_rows):
+                bottom = min(top + strip_rows, height)
+                halo_top, halo_bottom = max(top - 1, 0), min(bottom + 1, height)  # rows the 3×3 conv reads
+                product = self.gated_hidden(sample[:, :, halo_top:halo_bottom])[:, :, top - halo_top : bottom - halo_top]
+                conv_add_(sample_accumulator[:, :, top:bottom], product, self.project_out.weight, self.project_out.bias)
+        return accumulator
+
+    def gated_hidden(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """GELU(x1)·x2 of a band of rows, [B, hidden, rows, W]: three fused convolutions and a depthwise one."""
         hidden = self.project_out.in_channels
         (in_gate, in_value), (dw_gate, dw_value) = (
             (conv.weight[:hidden], conv.weight[hidden:]) for conv in (self.project_in, self.dwconv)
@@ -373,9 +387,7 @@ class MirageFeedForward(nn.Module):
         )
         gate = conv_gelu(conv_gelu(hidden_states, in_gate, in_gate_bias), dw_gate, dw_gate_bias, padding=1, groups=hidden)
         value = conv_gelu(hidden_states, in_value, in_value_bias)
-        product = conv_mul(value, gate, dw_value, dw_value_bias, padding=1, groups=hidden)  # GELU(x1)·x2
-        product = product[:, :, halo_top : product.shape[2] - halo_bottom]
-        return conv_add(product, residual, self.project_out.weight, self.project_out.bias)
+        return conv_mul(value, gate, dw_value, dw_value_bias, padding=1, groups=hidden)
 
 
 class MirageBlock(GradientCheckpointingLayer):
@@ -388,6 +400,8 @@ class MirageBlock(GradientCheckpointingLayer):
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         hidden_states = self.mixer(self.norm1(hidden_states), residual=hidden_states)
+        if fusable(hidden_states):  # the mixer's output is a new tensor: the FFN adds into it, saving a copy
+            return self.ffn.add_to_(hidden_states, self.norm2(hidden_states))
         return self.ffn(self.norm2(hidden_states), residual=hidden_states)
 
 
