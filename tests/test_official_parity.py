@@ -11,7 +11,7 @@ from parity_utils import seeded_official_state_dict
 from safetensors import safe_open
 
 from mirage_hf import MirageConfig, MirageForImageRestoration
-from mirage_hf.convert import convert_checkpoint, convert_state_dict
+from mirage_hf.convert import convert_state_dict
 
 FIXTURE = Path(__file__).parent / "fixtures" / "official_parity.safetensors"
 

@@ -61,7 +61,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .data import IMAGE_EXTENSIONS, NOISE_SIGMAS, TASK_NAMES, mirage_features
+from .data import IMAGE_EXTENSIONS, NOISE_SIGMAS, mirage_features
 from .errors import MirageError
 
 SeedLike = int | np.random.Generator | np.random.SeedSequence | torch.Generator | None

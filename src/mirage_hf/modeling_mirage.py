@@ -258,8 +258,8 @@ class MirageGatedConv(nn.Module):
         return self.post_proj(hidden_states)
 
     def fused_forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        """Inference on the CPU, one sample: the gate's GELU, both gating products and the residual sum fused into
-        the convolutions (the gate's rows are split so that each product meets a dense tensor)."""
+        """Inference on the CPU, one sample: the gate's GELU fused into its convolutions, the gating products and the
+        residual sum applied in place (the gate's rows are split so that each product meets a dense tensor)."""
         _, identity_size, conv_size = self.split_sizes
         weight, bias = self.folded_in_proj()
         gate_weight, identity_weight, conv_weight = torch.split(weight, self.split_sizes)
