@@ -67,6 +67,11 @@ def reference_feed_forward(self, hidden_states, residual):
     return residual + self.project_out(F.gelu(gate) * value)
 
 
+def reference_block(self, hidden_states):
+    hidden_states = self.mixer(self.norm1(hidden_states), residual=hidden_states)
+    return self.ffn(self.norm2(hidden_states), residual=hidden_states)
+
+
 @pytest.fixture
 def reference(monkeypatch):
     """Context in which every module runs the straightforward formulation."""
@@ -78,6 +83,7 @@ def reference(monkeypatch):
         monkeypatch.setattr(modeling.MirageFeedForward, "forward", reference_feed_forward)
         monkeypatch.setattr(modeling.MirageChannelMLP, "forward", reference_mlp)
         monkeypatch.setattr(modeling.MirageMixer, "forward", reference_mixer)
+        monkeypatch.setattr(modeling.MirageBlock, "forward", reference_block)
 
     return use_reference
 
