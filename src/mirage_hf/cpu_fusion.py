@@ -1,4 +1,4 @@
-"""Convolutions with their GELU, product or sum fused in, for inference on the CPU.
+"""Convolutions followed by a GELU, a product or a sum, fused where oneDNN does it faster, for CPU inference.
 
 On a few CPU cores the element-wise passes around MIRAGE's convolutions (two exact GELUs over the 4×-wide
 feed-forward maps, the gating products, the residual sums) cost as much as the convolutions: each reads and
