@@ -4,8 +4,8 @@
     python benchmarks/benchmark.py --official /path/to/MIRAGE        # + official code, same weights, ratios
     python benchmarks/benchmark.py --device cuda --dtype bf16        # GPU, bf16 autocast
 
-Every case runs in its own subprocess, so its peak memory (peak RSS on the CPU, `max_memory_allocated` on a
-GPU) is its own; the cases of the two implementations are interleaved, `--rounds` times (alternating which goes
+On the CPU every case runs in its own subprocess, so its peak RSS is its own; on a GPU the cases run in this process
+one after another, each with the peak counter (`max_memory_allocated`) reset and the cache emptied first. The cases of the two implementations are interleaved, `--rounds` times (alternating which goes
 first), and latency is the median over all rounds' timed runs (`--repeats` per round, after one warm-up). Our
 cases run as the `mirage` CLI, the training script and the Space do, with glibc keeping freed memory
 (`mirage_hf.allocator.retain_freed_memory`); `--official-retained` adds official rows with that same setting,
@@ -106,6 +106,10 @@ def run_case(case: dict) -> dict:
 
         retain_freed_memory()
     device = torch.device(case["device"])
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = case.get("cudnn_benchmark", False)
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
     dtype = getattr(torch, DTYPES[case["dtype"]])
     autocast = torch.autocast(device.type, dtype=dtype, enabled=case["dtype"] != "fp32")
     height, width = case["size"]
@@ -150,7 +154,9 @@ def run_case(case: dict) -> dict:
             if case["kind"] == "tiled":
                 from mirage_hf.inference import restore
 
-                step = lambda: restore(model, pixels, tile_size=case["tile_size"], tile_batch_size=case["tile_batch"])  # noqa: E731
+                def step():
+                    with autocast:
+                        restore(model, pixels, tile_size=case["tile_size"], tile_batch_size=case["tile_batch"])
             else:
 
                 @torch.no_grad()
@@ -178,6 +184,15 @@ def run_case(case: dict) -> dict:
 
 
 def spawn(case: dict, timeout: float) -> dict:
+    if case["device"].startswith("cuda"):  # in this process: the GPU's peak counter is reset per case
+        import gc
+
+        try:
+            return run_case(case)
+        except Exception as error:  # noqa: BLE001 - one case failing (out of memory, say) must not end the run
+            return {"error": f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"}
+        finally:
+            gc.collect()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT / "src"), os.environ.get("PYTHONPATH")])))
     command = [sys.executable, __file__, "--case", json.dumps(case)]
     try:
@@ -228,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--case", help=argparse.SUPPRESS)
     parser.add_argument("--official", help="path to a checkout of the official repository (Amazingren/MIRAGE)")
     parser.add_argument("--variants", nargs="+", default=["tiny", "small"], choices=["tiny", "small"])
-    parser.add_argument("--sizes", nargs="+", default=["256", "512"], help="inference sizes, N or HxW")
+    parser.add_argument("--sizes", nargs="*", default=["256", "512"], help="inference sizes, N or HxW (none: no inference rows)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="fp32", choices=sorted(DTYPES))
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per case and round")
@@ -236,13 +251,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--official-retained", action="store_true", help="also run the official code with glibc keeping freed memory")
     parser.add_argument("--train-repeats", type=int, default=3)
     parser.add_argument("--train-batch", type=int, default=8)
-    parser.add_argument("--train-size", type=int, default=128)
+    parser.add_argument("--train-sizes", nargs="+", default=["128"], help="training patch sizes, N or HxW")
+    parser.add_argument("--train-variants", nargs="+", default=["tiny"], choices=["tiny", "small"])
+    parser.add_argument("--train-checkpointing", nargs="*", default=["all", "high_resolution"], choices=["all", "high_resolution"],
+                        help="our extra training rows with activation checkpointing (none: only the plain rows)")
     parser.add_argument("--no-train", action="store_true")
     parser.add_argument("--tiled", default="2160x3840", help="photo size for tiled inference ('' to skip)")
     parser.add_argument("--tile-size", type=int, default=512)
     parser.add_argument("--tile-batch", type=int, default=1)
     parser.add_argument("--onnx", action="store_true", help="also time onnxruntime (CPU) at the inference sizes")
     parser.add_argument("--onnx-variants", nargs="+", default=["tiny"], choices=["tiny", "small"])
+    parser.add_argument("--cudnn-benchmark", action="store_true", help="GPU: let cuDNN pick its fastest algorithms per shape")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument("--output", default=str(REPO_ROOT / "benchmarks" / "results" / "latest.json"))
@@ -251,7 +270,9 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(run_case(json.loads(args.case))))
         return 0
 
-    base = {"device": args.device, "dtype": args.dtype, "threads": args.threads, "official": args.official, "warmup": 1}
+    gpu = args.device.startswith("cuda")
+    base = {"device": args.device, "dtype": args.dtype, "threads": args.threads, "official": args.official,
+            "warmup": 3 if gpu else 1, "cudnn_benchmark": args.cudnn_benchmark}
     implementations = [dict(impl="ours", label="ours", retain=True)]
     if args.official:
         implementations.append(dict(impl="official", label="official", retain=False))
@@ -269,12 +290,13 @@ def main(argv: list[str] | None = None) -> int:
         groups.append([dict(base, impl="ours", label="ours", retain=True, variant="tiny", kind="tiled", size=parse_size(args.tiled),
                             batch=1, repeats=1, warmup=0, tile_size=args.tile_size, tile_batch=args.tile_batch)])
     if not args.no_train:
-        training = implementations + [
-            dict(impl="ours", label="ours+checkpointing", retain=True, checkpointing="all"),
-            dict(impl="ours", label="ours+high-res checkpointing", retain=True, checkpointing="high_resolution"),
-        ]
-        groups.append([dict(base, **impl, variant="tiny", kind="train", size=(args.train_size, args.train_size),
-                            batch=args.train_batch, repeats=args.train_repeats) for impl in training])
+        checkpointing_labels = {"all": "ours+checkpointing", "high_resolution": "ours+high-res checkpointing"}
+        training = implementations + [dict(impl="ours", label=checkpointing_labels[mode], retain=True, checkpointing=mode)
+                                      for mode in args.train_checkpointing]
+        for variant in args.train_variants:
+            for size in map(parse_size, args.train_sizes):
+                groups.append([dict(base, **impl, variant=variant, kind="train", size=size, batch=args.train_batch,
+                                    repeats=args.train_repeats) for impl in training])
 
     load_before = os.getloadavg()
     rows = []
@@ -331,6 +353,8 @@ def write_report(rows: list[dict], args: argparse.Namespace, argv: list[str] | N
         "load_average_before": load_before,
         "load_average_after": os.getloadavg(),
         "torch": __import__("torch").__version__,
+        **({"cudnn_benchmark": args.cudnn_benchmark, "cudnn_allow_tf32": __import__("torch").backends.cudnn.allow_tf32,
+            "matmul_precision": __import__("torch").get_float32_matmul_precision()} if args.device.startswith("cuda") else {}),
         "command": " ".join(["python", "benchmarks/benchmark.py", *(argv if argv is not None else sys.argv[1:])]),
         "rows": rows,
         "table": table,
