@@ -88,7 +88,8 @@ def build_model(case: dict):
     elif case.get("checkpointing") == "high_resolution":
         model.high_resolution_checkpointing_enable()
     if case.get("compile"):
-        model = torch.compile(model)
+        torch._dynamo.reset()  # each case compiles afresh, for its one shape
+        model = torch.compile(model, dynamic=False)
 
     def forward(pixels, labels=None):
         output = model(pixels, labels=labels)
@@ -170,9 +171,11 @@ def run_case(case: dict) -> dict:
         start = time.perf_counter()
         step()
         synchronize()
+        if index == 0:
+            first_call = time.perf_counter() - start  # includes compilation, where the case compiles
         if index >= case["warmup"]:
             timings.append(time.perf_counter() - start)
-    result = {"latency_s": statistics.median(timings), "timings_s": timings}
+    result = {"latency_s": statistics.median(timings), "timings_s": timings, "first_call_s": first_call}
     if device.type == "cuda":
         result["peak_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
     else:  # ru_maxrss is in KiB on Linux
@@ -261,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tile-batch", type=int, default=1)
     parser.add_argument("--onnx", action="store_true", help="also time onnxruntime (CPU) at the inference sizes")
     parser.add_argument("--onnx-variants", nargs="+", default=["tiny"], choices=["tiny", "small"])
+    parser.add_argument("--compile", action="store_true", help="also time our model under torch.compile (inference rows)")
     parser.add_argument("--cudnn-benchmark", action="store_true", help="GPU: let cuDNN pick its fastest algorithms per shape")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--timeout", type=float, default=1800)
@@ -281,7 +285,9 @@ def main(argv: list[str] | None = None) -> int:
     groups = []  # cases measured together, interleaved round by round
     for variant in args.variants:
         for size in map(parse_size, args.sizes):
-            group = [dict(base, **impl, variant=variant, kind="infer", size=size, batch=1, repeats=args.repeats) for impl in implementations]
+            compiled = [dict(impl="ours", label="ours+torch.compile", retain=True, compile=True)] if args.compile else []
+            group = [dict(base, **impl, variant=variant, kind="infer", size=size, batch=1, repeats=args.repeats)
+                     for impl in implementations + compiled]
             if args.onnx and args.device == "cpu" and variant in args.onnx_variants:
                 group.append(dict(base, impl="onnxruntime", label="onnxruntime", variant=variant, kind="onnxruntime", size=size,
                                   batch=1, repeats=args.repeats))
@@ -330,6 +336,7 @@ def merge_result(row: dict, result: dict) -> None:
     row["timings_s"] = row.get("timings_s", []) + result["timings_s"]
     row["latency_s"] = statistics.median(row["timings_s"])
     row["peak_memory_mb"] = max(row.get("peak_memory_mb", 0.0), result["peak_memory_mb"])
+    row["first_call_s"] = max(row.get("first_call_s", 0.0), result["first_call_s"])
     row["rounds"] = row.get("rounds", 0) + 1
 
 
@@ -374,6 +381,8 @@ def format_table(rows: list[dict]) -> str:
         if "latency_s" not in row and "error" not in row:
             continue
         kind = row["kind"] if row["kind"] != "train" else f"train step (batch {row['batch']}, AdamW)"
+        if row.get("compile"):
+            kind = f"infer (compiling: first call {row['first_call_s']:.0f} s)"
         if row["kind"] == "tiled":
             kind = f"tiled ({row['tile_size']} px tiles)"
         size = f"{row['size'][0]}×{row['size'][1]}"

@@ -11,6 +11,7 @@
 # 4. fp32 (PyTorch's defaults, so cuDNN convolutions in TF32) for the same inference and batch-8 training.
 # 5. bf16 inference with cuDNN's autotuner on (`torch.backends.cudnn.benchmark`).
 # 6. the `mirage restore` command on the bundled examples on the GPU, and a profile of the Tiny forward pass.
+# 7. bf16 inference under torch.compile (one compilation per variant and size, timed as the first call).
 set -uo pipefail
 official=${1:?path to a checkout of the official repository}
 out=${2:?output folder}
@@ -38,3 +39,5 @@ timeout 40 bash -c "time python3 -m mirage_hf.cli restore examples --output $res
 ls -l "$restored"
 timeout 40 python3 benchmarks/profile_model.py --device cuda --dtype bf16 --variant tiny --size 1024 --rows 20 2>&1 \
     | tee "$out/profile.txt" | tail -30
+timeout 240 "${bench[@]}" --dtype bf16 --sizes 1024 512 --tiled '' --no-train --compile \
+    --output "$out/cuda-bf16-compile.json" 2>&1 | grep -v '^round'
