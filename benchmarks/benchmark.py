@@ -4,9 +4,11 @@
     python benchmarks/benchmark.py --official /path/to/MIRAGE        # + official code, same weights, ratios
     python benchmarks/benchmark.py --device cuda --dtype bf16        # GPU, bf16 autocast
 
-On the CPU every case runs in its own subprocess, so its peak RSS is its own; on a GPU the cases run in this process
-one after another, each with the peak counter (`max_memory_allocated`) reset and the cache emptied first. The cases of the two implementations are interleaved, `--rounds` times (alternating which goes
-first), and latency is the median over all rounds' timed runs (`--repeats` per round, after one warm-up). Our
+On the CPU every case runs in its own subprocess, so its peak RSS is its own; on a GPU the cases run in this
+process one after another, each with the peak counter (`max_memory_allocated`) reset and the cache emptied first.
+The cases of the two implementations are interleaved, `--rounds` times (alternating which goes first), and latency
+is the median over all rounds' timed runs (`--repeats` per round, after one warm-up on the CPU, three on a GPU;
+the first call's time is kept apart, as it holds the compilation of `--compile` rows). Our
 cases run as the `mirage` CLI, the training script and the Space do, with glibc keeping freed memory
 (`mirage_hf.allocator.retain_freed_memory`); `--official-retained` adds official rows with that same setting,
 so the part of the gain that comes from the allocator alone is visible. The official code (repository
