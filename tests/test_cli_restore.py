@@ -81,6 +81,7 @@ def test_restore_tiled_and_dry_run(photos, tmp_path, tiny_model_dir, capsys):
         (["restore", "{photo}", "-o", "{out}", "--model", "{missing_model}"], "not a MIRAGE model folder"),
         (["restore", "{photo}", "-o", "{out}", "--tile", "8", "--tile-overlap", "8"], "--tile"),
         (["restore", "{photo}", "-o", "{out}", "--device", "no-such-device"], "device 'no-such-device' is not usable"),
+        (["restore", "{photo}", "-o", "{out}", "--device", "meta", "--precision", "bf16"], "--precision bf16 is not available on meta"),
     ],
 )
 def test_restore_bad_arguments_give_one_line(args, message, photos, tmp_path, capsys):
@@ -98,3 +99,29 @@ def test_help_lists_commands(capsys):
     assert exit_info.value.code == 0
     help_text = capsys.readouterr().out
     assert "restore" in help_text and "convert" in help_text
+
+
+def test_restore_with_bf16_autocast_is_close_to_fp32(photos, tmp_path, tiny_model_dir, capsys):
+    outputs = {}
+    for precision in ("fp32", "bf16"):
+        out = tmp_path / precision
+        assert main(["restore", str(photos / "a.png"), "-o", str(out), "--model", str(tiny_model_dir),
+                     "--device", "cpu", "--precision", precision]) == 0
+        with Image.open(out / "a.png") as restored:
+            outputs[precision] = np.asarray(restored).astype(int)
+    assert "1 restored" in capsys.readouterr().out
+    assert np.abs(outputs["bf16"] - outputs["fp32"]).max() <= 8  # 8-bit levels; bf16 keeps 8 significant bits
+
+
+def test_restore_python_api_autocast(tiny_model_dir):
+    import torch
+
+    from mirage_hf.inference import load_model, restore
+
+    model, _ = load_model(str(tiny_model_dir), device="cpu")
+    pixel_values = torch.rand(1, 3, 24, 40, generator=torch.Generator().manual_seed(0))
+    for tiling in ({}, {"tile_size": 16, "tile_overlap": 4}):
+        exact = restore(model, pixel_values, **tiling)
+        autocast = restore(model, pixel_values, autocast_dtype=torch.bfloat16, **tiling)
+        assert autocast.dtype == torch.float32 and autocast.shape == exact.shape
+        assert 0 < (autocast - exact).abs().max() < 0.03  # bf16 ran (not bitwise equal), and stayed close

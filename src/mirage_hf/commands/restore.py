@@ -31,6 +31,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--tile-overlap", type=int, default=32, metavar="N", help="tile overlap in pixels (default: 32)")
     parser.add_argument("--tile-batch-size", type=int, default=4, metavar="N", help="tiles per forward pass (default: 4)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps (default: auto)")
+    parser.add_argument(
+        "--precision", choices=["fp32", "bf16"], default="fp32",
+        help="fp32, or bf16 autocast: on a GPU 1.4-1.9x faster at 1024x1024 (not at 512x512), at about half the memory, "
+        "within about 0.5%% of fp32; slow on most CPUs (default: fp32)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     parser.add_argument("--dry-run", action="store_true", help="list what would be written and load no model")
     parser.set_defaults(func=run)
@@ -81,7 +86,7 @@ def restore_file(source, destination, model, processor, args) -> None:
         tile = AUTO_TILE_SIZE
     with torch.inference_mode():
         restored = restore(model, pixel_values, tile_size=tile, tile_overlap=args.tile_overlap,
-                           tile_batch_size=args.tile_batch_size)
+                           tile_batch_size=args.tile_batch_size, autocast_dtype=args.autocast_dtype)
     output = processor.post_process(restored, output_type="pil")[0]
     save_format = image_format or Image.registered_extensions().get(destination.suffix.lower(), "PNG")
     save_options = {}
@@ -91,6 +96,22 @@ def restore_file(source, destination, model, processor, args) -> None:
         output.putalpha(alpha)
     with atomic_path(destination) as tmp_path:
         output.save(tmp_path, format=save_format, **save_options)
+
+
+def autocast_dtype(precision: str, device):
+    """`torch.bfloat16` for `--precision bf16` (None for fp32); MirageError where the device cannot run it.
+    (fp16 is not offered: it was never measured on this model.)"""
+    import torch
+
+    from ..errors import MirageError
+
+    if precision == "fp32":
+        return None
+    if not torch.amp.is_autocast_available(device.type):
+        raise MirageError(f"--precision {precision} is not available on {device.type} (no autocast there); use fp32")
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise MirageError(f"--precision bf16 is not supported by this GPU ({torch.cuda.get_device_name(device)}); use fp32")
+    return torch.bfloat16
 
 
 def run(args: argparse.Namespace) -> int:
@@ -132,7 +153,9 @@ def run(args: argparse.Namespace) -> int:
     if todo:
         from ..inference import load_model, resolve_device
 
-        model, processor = load_model(args.model, device=resolve_device(args.device))
+        device = resolve_device(args.device)
+        args.autocast_dtype = autocast_dtype(args.precision, device)
+        model, processor = load_model(args.model, device=device)
         for source, destination in tqdm(todo, desc="restoring", unit="image", disable=None):
             try:
                 restore_file(source, destination, model, processor, args)
