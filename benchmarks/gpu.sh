@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One GPU session's checks and timings, most important first, each step capped so a slow one leaves time for the
-# rest. Needs PyTorch with CUDA, transformers, safetensors and (for the official rows) einops; nothing is installed.
+# rest. Needs PyTorch with CUDA, transformers >= 5.23, safetensors and (for the official rows) einops; nothing is
+# installed (carry a newer transformers wheel where the machine's is older).
 #
 #   bash benchmarks/gpu.sh /path/to/official/MIRAGE OUTPUT_FOLDER
 #

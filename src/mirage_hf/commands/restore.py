@@ -62,7 +62,7 @@ def collect_jobs(inputs: list[str], output_dir):
     return jobs, errors
 
 
-def restore_file(source, destination, model, processor, args) -> None:
+def restore_file(source, destination, model, processor, args, autocast_dtype=None) -> None:
     """Read, restore and atomically write one image; raises ValueError/OSError with a readable message."""
     import torch
     from PIL import Image, ImageOps, UnidentifiedImageError
@@ -86,7 +86,7 @@ def restore_file(source, destination, model, processor, args) -> None:
         tile = AUTO_TILE_SIZE
     with torch.inference_mode():
         restored = restore(model, pixel_values, tile_size=tile, tile_overlap=args.tile_overlap,
-                           tile_batch_size=args.tile_batch_size, autocast_dtype=args.autocast_dtype)
+                           tile_batch_size=args.tile_batch_size, autocast_dtype=autocast_dtype)
     output = processor.post_process(restored, output_type="pil")[0]
     save_format = image_format or Image.registered_extensions().get(destination.suffix.lower(), "PNG")
     save_options = {}
@@ -98,7 +98,7 @@ def restore_file(source, destination, model, processor, args) -> None:
         output.save(tmp_path, format=save_format, **save_options)
 
 
-def autocast_dtype(precision: str, device):
+def precision_dtype(precision: str, device):
     """`torch.bfloat16` for `--precision bf16` (None for fp32); MirageError where the device cannot run it.
     (fp16 is not offered: it was never measured on this model.)"""
     import torch
@@ -154,11 +154,11 @@ def run(args: argparse.Namespace) -> int:
         from ..inference import load_model, resolve_device
 
         device = resolve_device(args.device)
-        args.autocast_dtype = autocast_dtype(args.precision, device)
+        autocast_dtype = precision_dtype(args.precision, device)
         model, processor = load_model(args.model, device=device)
         for source, destination in tqdm(todo, desc="restoring", unit="image", disable=None):
             try:
-                restore_file(source, destination, model, processor, args)
+                restore_file(source, destination, model, processor, args, autocast_dtype)
                 done += 1
             except (ValueError, OSError, RuntimeError, MemoryError) as error:  # one line per bad file, then go on
                 message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
