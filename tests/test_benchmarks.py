@@ -52,3 +52,26 @@ def test_profile_model_prints_the_top_operators():
     assert completed.returncode == 0, completed.stderr
     assert "tiny forward 1×3×32², cpu fp32" in completed.stdout
     assert "Self CPU" in completed.stdout
+
+
+def test_layer_norm_cuda_formulations_equal_mirage_layer_norm():
+    """The alternatives layer_norm_cuda.py times on a GPU compute the same LayerNorm (checked here on the CPU)."""
+    import importlib.util
+
+    import torch
+
+    from mirage_hf.modeling_mirage import MirageLayerNorm
+
+    spec = importlib.util.spec_from_file_location("layer_norm_cuda", ROOT / "benchmarks" / "layer_norm_cuda.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.__doc__.startswith("Channel LayerNorm on CUDA")
+    torch.manual_seed(0)
+    layer_norm = MirageLayerNorm(24, "with_bias")
+    with torch.no_grad():
+        layer_norm.weight.normal_()
+        layer_norm.bias.normal_()
+        hidden_states = torch.randn(2, 24, 16, 20).contiguous(memory_format=torch.channels_last)
+        reference = layer_norm(hidden_states)
+        for function in (script.var_mean_layer_norm, script.var_mean_layer_norm_fp32):
+            assert (function(hidden_states, layer_norm.weight, layer_norm.bias) - reference).abs().max() < 1e-5
