@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# The CPU kernels are compiled once per test session, into a fresh folder rather than the user's cache.
+if "MIRAGE_KERNEL_CACHE" not in os.environ:
+    os.environ["MIRAGE_KERNEL_CACHE"] = tempfile.mkdtemp(prefix="mirage-kernels-")
+    atexit.register(shutil.rmtree, os.environ["MIRAGE_KERNEL_CACHE"], ignore_errors=True)
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

@@ -22,6 +22,7 @@ from transformers import initialization as init
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.utils import ModelOutput
 
+from . import cpu_kernels
 from .configuration_mirage import MirageConfig
 from .cpu_fusion import conv_add, conv_add_, conv_gelu, conv_mul, fusable
 from .losses import fourier_l1_loss, info_nce_loss
@@ -343,10 +344,11 @@ class MirageMixer(nn.Module):
 class MirageFeedForward(nn.Module):
     """1×1 conv to 2·hidden, GELU, 3×3 depthwise conv, GELU(x1)·x2, 1×1 conv back; returns `residual + FFN(x)`.
 
-    Inference on the CPU runs it as four oneDNN convolutions (the GELUs fused in, the product applied in place,
-    the last one adding into the residual in place) over horizontal strips (one row of overlap for the 3×3 conv),
-    so the 4×-wide hidden maps stay a few MB: on the CPU, allocating and first-touching fresh 50 MB buffers costs
-    more than the arithmetic.
+    Inference on the CPU runs it over horizontal strips (one row of overlap for the 3×3 conv), so the 4×-wide
+    hidden maps stay a few MB: on the CPU, allocating and first-touching fresh 50 MB buffers costs more than the
+    arithmetic. Each strip is the 1×1 projection, then `cpu_kernels.gated_depthwise` (GELU, depthwise conv, GELU
+    and product in one pass) where it could be built, else three oneDNN convolutions with the GELUs fused in and
+    the product in place; the last 1×1 conv adds into the residual in place.
     """
 
     strip_bytes = 8 * 2**20  # target size of one strip's hidden tensor
@@ -374,12 +376,16 @@ class MirageFeedForward(nn.Module):
             for top in range(0, height, strip_rows):
                 bottom = min(top + strip_rows, height)
                 halo_top, halo_bottom = max(top - 1, 0), min(bottom + 1, height)  # rows the 3×3 conv reads
-                product = self.gated_hidden(sample[:, :, halo_top:halo_bottom])[:, :, top - halo_top : bottom - halo_top]
+                product = self.gated_hidden(sample[:, :, halo_top:halo_bottom], top - halo_top, bottom - halo_top)
                 conv_add_(sample_accumulator[:, :, top:bottom], product, self.project_out.weight, self.project_out.bias)
         return accumulator
 
-    def gated_hidden(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        """GELU(x1)·x2 of a band of rows, [B, hidden, rows, W]: three fused convolutions and a depthwise one."""
+    def gated_hidden(self, hidden_states: torch.Tensor, first: int, last: int) -> torch.Tensor:
+        """GELU(x1)·x2 for rows [first, last) of one sample's band of rows, [1, hidden, last - first, W]: the 1×1
+        projection and the hand-written kernel, or three fused convolutions and a depthwise one."""
+        if cpu_kernels.available():
+            projected = F.conv2d(hidden_states, self.project_in.weight, self.project_in.bias)
+            return cpu_kernels.gated_depthwise(projected, self.dwconv.weight, self.dwconv.bias, first, last)
         hidden = self.project_out.in_channels
         (in_gate, in_value), (dw_gate, dw_value) = (
             (conv.weight[:hidden], conv.weight[hidden:]) for conv in (self.project_in, self.dwconv)
@@ -390,7 +396,7 @@ class MirageFeedForward(nn.Module):
         )
         gate = conv_gelu(conv_gelu(hidden_states, in_gate, in_gate_bias), dw_gate, dw_gate_bias, padding=1, groups=hidden)
         value = conv_gelu(hidden_states, in_value, in_value_bias)
-        return conv_mul(value, gate, dw_value, dw_value_bias, padding=1, groups=hidden)
+        return conv_mul(value, gate, dw_value, dw_value_bias, padding=1, groups=hidden)[:, :, first:last]
 
 
 class MirageBlock(GradientCheckpointingLayer):
