@@ -1,4 +1,4 @@
-"""The hand-written CPU kernel (`mirage_hf.cpu_kernels`) against the straightforward ops, its build cache, and the
+"""The hand-written CPU kernels (`mirage_hf.cpu_kernels`) against the straightforward ops, its build cache, and the
 oneDNN path the model keeps where the kernel cannot be built."""
 
 from __future__ import annotations
@@ -74,6 +74,26 @@ def test_thread_counts_give_the_same_result():
     assert all(torch.equal(results[0], other) for other in results[1:])
 
 
+@pytest.mark.parametrize("channels", [3, 8, 10, 20])
+def test_cross_gate_equals_plain_ops(channels):
+    torch.manual_seed(channels)
+    attention, gated, mlp = (torch.randn(2, channels, 7, 9) * 30 for _ in range(3))  # sigmoid saturates too
+    alphas = (0.75, -1.5, 2.0)
+    expected = torch.cat(
+        (
+            attention + alphas[0] * torch.sigmoid(gated + mlp),
+            gated + alphas[1] * torch.sigmoid(attention + mlp),
+            mlp + alphas[2] * torch.sigmoid(attention + gated),
+        ),
+        dim=1,
+    )
+    with torch.inference_mode():
+        result = cpu_kernels.cross_gate((attention, gated, mlp), alphas)
+    assert result.is_contiguous(memory_format=torch.channels_last)
+    relative = (result - expected).abs() / expected.abs().clamp_min(1.0)
+    assert relative.max().item() < 1e-6
+
+
 def test_bad_arguments_are_refused():
     projected = torch.randn(1, 8, 4, 4)
     with pytest.raises(ValueError, match="bad shapes"):
@@ -82,6 +102,8 @@ def test_bad_arguments_are_refused():
         cpu_kernels.gated_depthwise(projected, torch.randn(8, 1, 3, 3), None, 2, 6)
     with pytest.raises(ValueError, match="fp32"):
         cpu_kernels.gated_depthwise(projected.double(), torch.randn(8, 1, 3, 3).double(), None, 0, 4)
+    with pytest.raises(ValueError, match="one shape"):
+        cpu_kernels.cross_gate((projected, projected, projected[:, :4]), (1.0, 1.0, 1.0))
 
 
 def test_build_is_cached_and_reused(tmp_path, monkeypatch):

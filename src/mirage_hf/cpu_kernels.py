@@ -1,12 +1,14 @@
 """Hand-written C kernels for CPU inference, compiled at first use and cached.
 
-One kernel so far, `gated_depthwise`: the middle of the feed-forward network (GELU, 3×3 depthwise conv, GELU and
-product) in one pass, with a rational erf that is 2-4× cheaper than oneDNN's exact-GELU post-op at the same fp32
-accuracy (source and reasons in `kernels/gated_depthwise.c`). It is built with the system C compiler (`$CC`, else
-`cc`) into `$MIRAGE_KERNEL_CACHE` (default `~/.cache/mirage_hf/kernels`), keyed by the source, the compiler and
-the CPU, and loaded with ctypes; it runs on the OpenMP threads PyTorch already uses. Where it cannot be built
-(no compiler, no OpenMP, not Linux) or `MIRAGE_CPU_KERNELS=0`, the model keeps its oneDNN path: same results,
-one log line, no error.
+Two kernels, each a chain of element-wise work that PyTorch and oneDNN run as several passes over memory:
+- `gated_depthwise`: the middle of the feed-forward network (GELU, 3×3 depthwise conv, GELU and product) in one
+  pass, with a rational erf that is 2-4× cheaper than oneDNN's exact-GELU post-op at the same fp32 accuracy;
+- `cross_gate`: the mixer's cross-gating (three sums, sigmoids and scaled sums) in one pass.
+Sources and reasons are in `kernels/*.c`. They are built with the system C compiler (`$CC`, else `cc`) into
+`$MIRAGE_KERNEL_CACHE` (default `~/.cache/mirage_hf/kernels`), keyed by the sources, the compiler and the CPU, and
+loaded with ctypes; they run on the OpenMP threads PyTorch already uses. Where they cannot be built (no compiler,
+no OpenMP, not Linux) or `MIRAGE_CPU_KERNELS=0`, the model keeps its PyTorch and oneDNN path: same results, one
+log line, no error.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import torch
 
 logger = logging.getLogger(__name__)
 
-SOURCE = Path(__file__).parent / "kernels" / "gated_depthwise.c"
+SOURCES = (Path(__file__).parent / "kernels" / "gated_depthwise.c", Path(__file__).parent / "kernels" / "cross_gate.c")
 COMPILE_FLAGS = ("-O3", "-march=native", "-fno-trapping-math", "-fopenmp", "-shared", "-fPIC")
 
 
@@ -58,16 +60,16 @@ def build_library(cache_dir: Path | None = None, compiler: str | None = None) ->
     if compiler_path is None:
         raise RuntimeError(f"no C compiler found ({compiler!r})")
     version = subprocess.run([compiler_path, "--version"], capture_output=True, text=True, timeout=30).stdout
-    source = SOURCE.read_bytes()
-    key = hashlib.sha256(b"\0".join([source, " ".join(COMPILE_FLAGS).encode(), version.encode(), _cpu_description().encode()]))
+    sources = [path.read_bytes() for path in SOURCES]
+    key = hashlib.sha256(b"\0".join([*sources, " ".join(COMPILE_FLAGS).encode(), version.encode(), _cpu_description().encode()]))
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    library_path = cache_dir / f"gated_depthwise-{key.hexdigest()[:16]}.so"
+    library_path = cache_dir / f"mirage_kernels-{key.hexdigest()[:16]}.so"
     if not library_path.exists():
         cache_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=cache_dir) as build_dir:  # compile aside, then rename: atomic
             built = Path(build_dir) / library_path.name
             result = subprocess.run(
-                [compiler_path, *COMPILE_FLAGS, "-o", str(built), str(SOURCE)], capture_output=True, text=True, timeout=120
+                [compiler_path, *COMPILE_FLAGS, "-o", str(built), *map(str, SOURCES)], capture_output=True, text=True, timeout=120
             )
             if result.returncode != 0:
                 message = (result.stderr.strip().splitlines() or ["no output"])[-1]
@@ -79,6 +81,8 @@ def build_library(cache_dir: Path | None = None, compiler: str | None = None) ->
     library.mirage_gated_depthwise.restype = None
     library.mirage_gated_depthwise_scratch_floats.argtypes = [long, long]
     library.mirage_gated_depthwise_scratch_floats.restype = long
+    library.mirage_cross_gate.argtypes = [pointer, pointer, pointer, long, long, *(ctypes.c_float,) * 3, pointer, ctypes.c_int]
+    library.mirage_cross_gate.restype = None
     return library
 
 
@@ -125,3 +129,21 @@ def gated_depthwise(
         first, last, product.data_ptr(), scratch.data_ptr(), threads,
     )
     return product
+
+
+def cross_gate(branches: tuple[torch.Tensor, torch.Tensor, torch.Tensor], alphas: tuple[float, float, float]) -> torch.Tensor:
+    """[a + α₀·σ(g + m), g + α₁·σ(a + m), m + α₂·σ(a + g)] along the channels, for the attention, gated-conv and
+    MLP outputs (a, g, m), each [B, b, H, W] fp32 on the CPU. Returns [B, 3b, H, W], channels-last.
+    Call only where `available()`."""
+    library = _library()
+    shape = branches[0].shape
+    if any(branch.shape != shape or branch.dtype != torch.float32 or branch.device.type != "cpu" for branch in branches):
+        raise ValueError(f"cross_gate: three fp32 CPU tensors of one shape, got {[tuple(b.shape) for b in branches]}")
+    batch_size, channels, height, width = shape
+    attention, gated, mlp = (branch.contiguous(memory_format=torch.channels_last) for branch in branches)
+    output = torch.empty((batch_size, 3 * channels, height, width), memory_format=torch.channels_last)
+    library.mirage_cross_gate(
+        attention.data_ptr(), gated.data_ptr(), mlp.data_ptr(), batch_size * height * width, channels,
+        *map(float, alphas), output.data_ptr(), torch.get_num_threads(),
+    )
+    return output

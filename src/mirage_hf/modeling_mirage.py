@@ -315,7 +315,10 @@ class MirageMixer(nn.Module):
                 part.contiguous(memory_format=torch.channels_last) for part in (attention_in, gated_in, mlp_in)
             )
         branches = (self.attention(attention_in), self.gated_conv(gated_in), self.mlp(mlp_in))
-        if fused_path:
+        if fused_path and cpu_kernels.available():  # the branches have equal widths: dims are multiples of 3
+            alphas = (self.alpha_attention.item(), self.alpha_gated_conv.item(), self.alpha_mlp.item())
+            fused = cpu_kernels.cross_gate(branches, alphas)
+        elif fused_path:
             fused = self.cross_gate_into_(torch.empty_like(hidden_states, memory_format=torch.channels_last), branches)
         else:
             attention_out, gated_out, mlp_out = branches
