@@ -39,26 +39,27 @@ void mirage_cross_gate(const float *attention, const float *gated, const float *
     for (long pixel = 0; pixel < pixels; pixel++) {
         const float *a = attention + pixel * branch, *g = gated + pixel * branch, *m = mlp + pixel * branch;
         float *out = output + pixel * 3 * branch;
-        long k = 0;
-        for (; k + 8 <= branch; k += 8) {
+        /* blocks of 8 channels; the last block overlaps the one before instead of running past the pixel */
+        for (long block = 0; branch >= 8 && block < branch; block += 8) {
+            const long k = block + 8 > branch ? branch - 8 : block;
             const float8 a8 = *(const float8 *)(a + k), g8 = *(const float8 *)(g + k), m8 = *(const float8 *)(m + k);
             *(float8 *)(out + k) = a8 + alpha_attention * sigmoid8(g8 + m8);
             *(float8 *)(out + branch + k) = g8 + alpha_gated * sigmoid8(a8 + m8);
             *(float8 *)(out + 2 * branch + k) = m8 + alpha_mlp * sigmoid8(a8 + g8);
         }
-        if (k < branch) { /* the last channels, fewer than 8: through a local copy */
+        if (branch < 8) { /* narrow test models: through a local copy */
             float8 a8 = {0}, g8 = {0}, m8 = {0};
-            for (long lane = 0; k + lane < branch; lane++) {
-                a8[lane] = a[k + lane];
-                g8[lane] = g[k + lane];
-                m8[lane] = m[k + lane];
+            for (long lane = 0; lane < branch; lane++) {
+                a8[lane] = a[lane];
+                g8[lane] = g[lane];
+                m8[lane] = m[lane];
             }
             const float8 out_a = a8 + alpha_attention * sigmoid8(g8 + m8), out_g = g8 + alpha_gated * sigmoid8(a8 + m8),
                          out_m = m8 + alpha_mlp * sigmoid8(a8 + g8);
-            for (long lane = 0; k + lane < branch; lane++) {
-                out[k + lane] = out_a[lane];
-                out[branch + k + lane] = out_g[lane];
-                out[2 * branch + k + lane] = out_m[lane];
+            for (long lane = 0; lane < branch; lane++) {
+                out[lane] = out_a[lane];
+                out[branch + lane] = out_g[lane];
+                out[2 * branch + lane] = out_m[lane];
             }
         }
     }

@@ -85,6 +85,15 @@ static void gated_depthwise_rows(const float *projected, long rows, long width, 
                 *(float8 *)(convolved + c) = sum0;
                 *(float8 *)(convolved + c + 8) = sum1;
             }
+            for (; c + 8 <= channels; c += 8) {
+                float8 sum = {0};
+                if (bias != NULL) sum = *(const float8 *)(bias + c);
+                for (int dy = 0; dy < 3; dy++)
+                    for (int dx = 0; dx < 3; dx++)
+                        sum += *(const float8 *)(window[dy] + (x + dx) * channels + c) *
+                               *(const float8 *)(weight + (dy * 3 + dx) * channels + c);
+                *(float8 *)(convolved + c) = sum;
+            }
             for (; c < channels; c++) {
                 float sum = bias != NULL ? bias[c] : 0.0f;
                 for (int dy = 0; dy < 3; dy++)
