@@ -238,6 +238,15 @@ def machine_description(device: str) -> str:
     return f"{model_name}, {os.cpu_count()} logical cores"
 
 
+def cpu_kernels_available() -> bool:
+    """Whether our CPU rows ran with the hand-written kernels (`mirage_hf.cpu_kernels`), checked in a subprocess as
+    the cases run."""
+    code = "from mirage_hf import cpu_kernels; print(cpu_kernels.available())"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO_ROOT / "src"), os.environ.get("PYTHONPATH", "")]))
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    return result.stdout.strip() == "True"
+
+
 def parse_size(text: str) -> tuple[int, int]:
     height, _, width = text.partition("x")
     return int(height), int(width or height)
@@ -362,6 +371,7 @@ def write_report(rows: list[dict], args: argparse.Namespace, argv: list[str] | N
         "load_average_before": load_before,
         "load_average_after": os.getloadavg(),
         "torch": __import__("torch").__version__,
+        **({"cpu_kernels": cpu_kernels_available()} if args.device == "cpu" else {}),
         **({"cudnn_benchmark": args.cudnn_benchmark, "cudnn_allow_tf32": __import__("torch").backends.cudnn.allow_tf32,
             "matmul_precision": __import__("torch").get_float32_matmul_precision()} if args.device.startswith("cuda") else {}),
         "command": " ".join(["python", "benchmarks/benchmark.py", *(argv if argv is not None else sys.argv[1:])]),

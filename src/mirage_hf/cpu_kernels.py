@@ -29,7 +29,8 @@ import torch
 
 logger = logging.getLogger(__name__)
 
-SOURCES = (Path(__file__).parent / "kernels" / "gated_depthwise.c", Path(__file__).parent / "kernels" / "cross_gate.c")
+KERNELS = Path(__file__).parent / "kernels"
+SOURCES = (KERNELS / "gated_depthwise.c", KERNELS / "cross_gate.c")
 COMPILE_FLAGS = ("-O3", "-march=native", "-fno-trapping-math", "-fopenmp", "-shared", "-fPIC")
 
 
