@@ -94,6 +94,41 @@ def test_cross_gate_equals_plain_ops(channels):
     assert relative.max().item() < 1e-6
 
 
+@pytest.mark.parametrize("layout", ["channels_last", "contiguous", "channel_slice", "flat"])
+def test_gelu_forward_and_backward_equal_pytorch(layout):
+    torch.manual_seed(0)
+    base = torch.randn(2, 16, 5, 7) * 6
+    base[0, 0, 0, :4] = torch.tensor([-60.0, 60.0, 0.0, -0.0])
+    if layout == "channels_last":
+        base = base.contiguous(memory_format=torch.channels_last)
+    elif layout == "flat":
+        base = base.flatten()[:1003]  # a tail of fewer than 8 elements
+
+    def loss_and_grad(function):
+        source = base.clone().requires_grad_()
+        inputs = source.chunk(2, dim=1)[0] if layout == "channel_slice" else source  # strided: copied densely
+        output = function(inputs)
+        weights = torch.linspace(-2, 2, output.numel()).reshape(output.shape)
+        (output * weights).sum().backward()
+        return output.detach(), source.grad
+
+    output, grad = loss_and_grad(cpu_kernels.gelu)
+    expected_output, expected_grad = loss_and_grad(F.gelu)
+    assert ((output - expected_output).abs() / expected_output.abs().clamp_min(1.0)).max().item() < 1e-6
+    assert ((grad - expected_grad).abs() / expected_grad.abs().clamp_min(1.0)).max().item() < 1e-6
+    if layout != "channel_slice":  # the layout of the input is kept
+        assert output.stride() == expected_output.stride()
+
+
+def test_gelu_falls_back_to_pytorch_where_the_kernel_does_not_apply():
+    values = torch.randn(4, 8, dtype=torch.float64, requires_grad=True)
+    assert cpu_kernels.gelu(values).grad_fn.name() == "GeluBackward0"
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        convolved = F.conv2d(torch.randn(1, 3, 4, 4), torch.randn(4, 3, 1, 1, requires_grad=True))
+        assert cpu_kernels.gelu(convolved).grad_fn.name() == "GeluBackward0"
+    assert cpu_kernels.gelu(torch.randn(3, requires_grad=True)).grad_fn.name() == "_GELUBackward"
+
+
 def test_bad_arguments_are_refused():
     projected = torch.randn(1, 8, 4, 4)
     with pytest.raises(ValueError, match="bad shapes"):

@@ -15,6 +15,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from . import cpu_kernels
+
 _pointwise_conv = getattr(getattr(torch.ops, "mkldnn", None), "_convolution_pointwise", None)
 _pointwise_conv_ = getattr(getattr(torch.ops, "mkldnn", None), "_convolution_pointwise_", None)  # in place
 
@@ -42,7 +44,7 @@ def conv_gelu(
 ) -> torch.Tensor:
     """GELU(conv2d(hidden_states, weight, bias)), exact (erf) GELU, stride 1."""
     if not fusable(hidden_states, weight):
-        return F.gelu(F.conv2d(hidden_states, weight, bias, padding=padding, groups=groups))
+        return cpu_kernels.gelu(F.conv2d(hidden_states, weight, bias, padding=padding, groups=groups))
     return _pointwise_conv(
         _channels_last(hidden_states), weight, bias, [padding, padding], [1, 1], [1, 1], groups, "gelu", [], "none"
     )

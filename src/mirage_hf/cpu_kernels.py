@@ -1,10 +1,13 @@
-"""Hand-written C kernels for CPU inference, compiled at first use and cached.
+"""Hand-written C kernels for the CPU, compiled at first use and cached.
 
-Two kernels, each a chain of element-wise work that PyTorch and oneDNN run as several passes over memory:
-- `gated_depthwise`: the middle of the feed-forward network (GELU, 3×3 depthwise conv, GELU and product) in one
-  pass, with a rational erf that is 2-4× cheaper than oneDNN's exact-GELU post-op at the same fp32 accuracy;
-- `cross_gate`: the mixer's cross-gating (three sums, sigmoids and scaled sums) in one pass.
-Sources and reasons are in `kernels/*.c`. They are built with the system C compiler (`$CC`, else `cc`) into
+Each replaces a chain of work that PyTorch and oneDNN run as several passes over memory, or with slow
+transcendental functions:
+- `gated_depthwise` (inference): the middle of the feed-forward network (GELU, 3×3 depthwise conv, GELU and
+  product) in one pass, with a rational erf that is 2-4× cheaper than oneDNN's exact-GELU post-op at the same fp32
+  accuracy;
+- `cross_gate` (inference): the mixer's cross-gating (three sums, sigmoids and scaled sums) in one pass;
+- `gelu` (training): the exact GELU as an autograd function whose forward and backward use that erf.
+Sources and reasons are in `kernels/`. They are built with the system C compiler (`$CC`, else `cc`) into
 `$MIRAGE_KERNEL_CACHE` (default `~/.cache/mirage_hf/kernels`), keyed by the sources, the compiler and the CPU, and
 loaded with ctypes; they run on the OpenMP threads PyTorch already uses. Where they cannot be built (no compiler,
 no OpenMP, not Linux) or `MIRAGE_CPU_KERNELS=0`, the model keeps its PyTorch and oneDNN path: same results, one
@@ -26,11 +29,13 @@ import tempfile
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 logger = logging.getLogger(__name__)
 
 KERNELS = Path(__file__).parent / "kernels"
-SOURCES = (KERNELS / "gated_depthwise.c", KERNELS / "cross_gate.c")
+SOURCES = (KERNELS / "gated_depthwise.c", KERNELS / "cross_gate.c", KERNELS / "gelu.c")
+HEADERS = (KERNELS / "vector_math.h",)
 COMPILE_FLAGS = ("-O3", "-march=native", "-fno-trapping-math", "-fopenmp", "-shared", "-fPIC")
 
 
@@ -61,7 +66,7 @@ def build_library(cache_dir: Path | None = None, compiler: str | None = None) ->
     if compiler_path is None:
         raise RuntimeError(f"no C compiler found ({compiler!r})")
     version = subprocess.run([compiler_path, "--version"], capture_output=True, text=True, timeout=30).stdout
-    sources = [path.read_bytes() for path in SOURCES]
+    sources = [path.read_bytes() for path in (*SOURCES, *HEADERS)]
     key = hashlib.sha256(b"\0".join([*sources, " ".join(COMPILE_FLAGS).encode(), version.encode(), _cpu_description().encode()]))
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     library_path = cache_dir / f"mirage_kernels-{key.hexdigest()[:16]}.so"
@@ -84,6 +89,9 @@ def build_library(cache_dir: Path | None = None, compiler: str | None = None) ->
     library.mirage_gated_depthwise_scratch_floats.restype = long
     library.mirage_cross_gate.argtypes = [pointer, pointer, pointer, long, long, *(ctypes.c_float,) * 3, pointer, ctypes.c_int]
     library.mirage_cross_gate.restype = None
+    for name, pointers in (("mirage_gelu_forward", 2), ("mirage_gelu_backward", 3)):
+        getattr(library, name).argtypes = [*(pointer,) * pointers, long, ctypes.c_int]
+        getattr(library, name).restype = None
     return library
 
 
@@ -148,3 +156,50 @@ def cross_gate(branches: tuple[torch.Tensor, torch.Tensor, torch.Tensor], alphas
         *map(float, alphas), output.data_ptr(), torch.get_num_threads(),
     )
     return output
+
+
+def _dense(tensor: torch.Tensor) -> torch.Tensor:
+    """The tensor itself where its elements are one dense block in memory (any order of dimensions), else a dense
+    copy (channels-last for feature maps)."""
+    if tensor.is_contiguous() or (tensor.dim() == 4 and tensor.is_contiguous(memory_format=torch.channels_last)):
+        return tensor
+    return tensor.contiguous(memory_format=torch.channels_last if tensor.dim() == 4 else torch.contiguous_format)
+
+
+class _GELU(torch.autograd.Function):
+    """Exact GELU on the C kernels: the forward saves its (dense) input, the backward recomputes Φ and φ from it."""
+
+    @staticmethod
+    def forward(ctx, hidden_states: torch.Tensor) -> torch.Tensor:
+        hidden_states = _dense(hidden_states)
+        output = torch.empty_like(hidden_states)  # same strides: both are read as one flat buffer
+        _library().mirage_gelu_forward(hidden_states.data_ptr(), output.data_ptr(), output.numel(), torch.get_num_threads())
+        ctx.save_for_backward(hidden_states)
+        return output
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_output: torch.Tensor) -> torch.Tensor:
+        (hidden_states,) = ctx.saved_tensors
+        if grad_output.stride() != hidden_states.stride():  # the kernel reads both as flat buffers in one order
+            grad_output = torch.empty_like(hidden_states).copy_(grad_output)
+        grad_input = torch.empty_like(hidden_states)
+        _library().mirage_gelu_backward(
+            grad_output.data_ptr(), hidden_states.data_ptr(), grad_input.data_ptr(), grad_input.numel(), torch.get_num_threads()
+        )
+        return grad_input
+
+
+def gelu(hidden_states: torch.Tensor) -> torch.Tensor:
+    """`F.gelu(hidden_states)` (exact), on the C kernels for fp32 CPU tensors where they are built (forward and
+    backward about twice as fast as PyTorch's on a few cores); `F.gelu` itself everywhere else (other devices and
+    dtypes, autocast, torch.compile and export)."""
+    usable = (
+        hidden_states.device.type == "cpu"
+        and hidden_states.dtype == torch.float32
+        and not torch.is_autocast_enabled("cpu")
+        and not torch.compiler.is_compiling()
+        and not torch.compiler.is_exporting()
+        and available()
+    )
+    return _GELU.apply(hidden_states) if usable else F.gelu(hidden_states)

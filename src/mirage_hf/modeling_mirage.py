@@ -254,7 +254,7 @@ class MirageGatedConv(nn.Module):
             conv = self.dynamic_depthwise_conv(conv)
         else:
             conv = self.depthwise(conv)
-        gated = F.gelu(gate) * torch.cat((identity, conv), dim=1)
+        gated = cpu_kernels.gelu(gate) * torch.cat((identity, conv), dim=1)
         hidden_states = self.drop_path(self.out_proj(gated)) + shortcut
         return self.post_proj(hidden_states)
 
@@ -366,8 +366,8 @@ class MirageFeedForward(nn.Module):
     def forward(self, hidden_states: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
         if fusable(hidden_states, residual):
             return self.add_to_(residual.clone(memory_format=torch.channels_last), hidden_states)
-        gate, value = self.dwconv(F.gelu(self.project_in(hidden_states))).chunk(2, dim=1)
-        return residual + self.project_out(F.gelu(gate) * value)
+        gate, value = self.dwconv(cpu_kernels.gelu(self.project_in(hidden_states))).chunk(2, dim=1)
+        return residual + self.project_out(cpu_kernels.gelu(gate) * value)
 
     def add_to_(self, accumulator: torch.Tensor, hidden_states: torch.Tensor) -> torch.Tensor:
         """`accumulator += FFN(hidden_states)` in place, without autograd: the fused CPU path, sample by sample and

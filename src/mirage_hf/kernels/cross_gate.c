@@ -8,27 +8,7 @@
 
 #include <omp.h>
 
-typedef float float8 __attribute__((vector_size(32), aligned(4))); /* 8 floats, unaligned loads and stores */
-typedef int int8 __attribute__((vector_size(32), aligned(4)));
-
-/* 8 × exp(x) for fp32: 2^n * P(r) with x = n ln2 + r, |r| <= ln2 / 2 (Cephes' expf polynomial, |error| < 2 ulp).
-   x is clamped to [-87, 87], where sigmoid is already 0 or 1 in fp32; n + 128 > 0 there, so truncation floors. */
-static inline float8 exp8(float8 x) {
-    const float8 low = x - x - 87.0f, high = x - x + 87.0f;
-    const int8 below = x < low, above = x > high;
-    x = (float8)(((int8)x & ~below) | ((int8)low & below));
-    x = (float8)(((int8)x & ~above) | ((int8)high & above));
-    const int8 n = __builtin_convertvector(x * 1.44269504088896341f + 128.5f, int8) - 128;
-    const float8 whole = __builtin_convertvector(n, float8);
-    const float8 r = (x - whole * 0.693359375f) + whole * 2.12194440e-4f;
-    float8 p = r * 1.9875691500e-4f + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    return p * (float8)((n + 127) << 23);
-}
+#include "vector_math.h"
 
 static inline float8 sigmoid8(float8 x) { return 1.0f / (1.0f + exp8(-x)); }
 

@@ -5,7 +5,7 @@
    where x = [x_gate, x_value] is the output of the 1x1 `project_in` convolution (2h channels, channels-last) and
    dwconv is the 3x3 depthwise convolution with zero padding. Why by hand: no library fuses a GELU into the input
    of a depthwise convolution, and oneDNN's exact-GELU post-op costs about as much as all of the FFN's convolutions
-   together on a few cores; the rational erf below is 2-4x cheaper at the same fp32 accuracy.
+   together on a few cores; the rational erf of vector_math.h is 2-4x cheaper at the same fp32 accuracy.
 
    Built at first use by mirage_hf.cpu_kernels with the system C compiler (-O3 -march=native -fopenmp) and run on
    the OpenMP threads PyTorch already has (libgomp is loaded once per process). */
@@ -13,29 +13,7 @@
 #include <omp.h>
 #include <string.h>
 
-typedef float float8 __attribute__((vector_size(32), aligned(4))); /* 8 floats, unaligned loads and stores */
-
-/* erf(x) for fp32: Eigen's / XLA's rational approximation on [-4, 4] (|error| < 1e-7; erf is ±1 in fp32 beyond). */
-static inline float erf_rational(float x) {
-    x = x < -4.0f ? -4.0f : x;
-    x = x > 4.0f ? 4.0f : x;
-    const float x2 = x * x;
-    float p = -2.72614225801306e-10f;
-    p = p * x2 + 2.77068142495902e-08f;
-    p = p * x2 - 2.10102402082508e-06f;
-    p = p * x2 - 5.69250639462346e-05f;
-    p = p * x2 - 7.34990630326855e-04f;
-    p = p * x2 - 2.95459980854025e-03f;
-    p = p * x2 - 1.60960333262415e-02f;
-    float q = -1.45660718464996e-05f;
-    q = q * x2 - 2.13374055278905e-04f;
-    q = q * x2 - 1.68282697438203e-03f;
-    q = q * x2 - 7.37332916720468e-03f;
-    q = q * x2 - 1.42647390514189e-02f;
-    return x * p / q;
-}
-
-static inline float gelu(float x) { return 0.5f * x * (1.0f + erf_rational(x * 0.7071067811865476f)); }
+#include "vector_math.h"
 
 static void gelu_into(const float *restrict source, float *restrict target, long count) {
     for (long i = 0; i < count; i++) target[i] = gelu(source[i]);
