@@ -195,3 +195,19 @@ def test_model_output_is_the_same_with_and_without_the_kernel(monkeypatch):
         with_onednn = model(pixel_values).reconstruction
     assert (with_kernel - plain).abs().max().item() < 1e-5
     assert (with_onednn - plain).abs().max().item() < 1e-5
+
+
+def test_kernel_sources_are_package_data():
+    """A wheel must carry every file the build reads (sources and headers), or installed copies fall back silently."""
+    import fnmatch
+    import tomllib
+    from pathlib import Path
+
+    package = Path(cpu_kernels.__file__).parent
+    patterns = tomllib.loads((package.parents[1] / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["mirage_hf"]
+    for path in (*cpu_kernels.SOURCES, *cpu_kernels.HEADERS):
+        relative = path.relative_to(package).as_posix()
+        assert any(fnmatch.fnmatch(relative, pattern) for pattern in patterns), relative
+    assert sorted(path.name for path in cpu_kernels.KERNELS.iterdir() if path.suffix in {".c", ".h"}) == sorted(
+        path.name for path in (*cpu_kernels.SOURCES, *cpu_kernels.HEADERS)
+    )
