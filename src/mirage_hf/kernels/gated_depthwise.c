@@ -15,10 +15,6 @@
 
 #include "vector_math.h"
 
-static void gelu_into(const float *restrict source, float *restrict target, long count) {
-    for (long i = 0; i < count; i++) target[i] = gelu(source[i]);
-}
-
 /* Output rows [first, last) of one band, on one thread. A ring of three GELU'd input rows, each with a zero column
    on either side, keeps the 3x3 window in cache; rows outside [0, rows) read a zero row (the conv's padding).
    buffer: this thread's scratch of mirage_gated_depthwise_scratch_floats(width, hidden) floats. */
@@ -38,7 +34,7 @@ static void gated_depthwise_rows(const float *projected, long rows, long width, 
             }
             float *slot = ring + (source_row % 3) * row_length;
             if (ring_rows[source_row % 3] != source_row) {
-                gelu_into(projected + source_row * width * channels, slot + channels, width * channels);
+                gelu_array(projected + source_row * width * channels, slot + channels, width * channels);
                 ring_rows[source_row % 3] = source_row;
             }
             window[dy] = slot;
@@ -79,8 +75,7 @@ static void gated_depthwise_rows(const float *projected, long rows, long width, 
                         sum += window[dy][(x + dx) * channels + c] * weight[(dy * 3 + dx) * channels + c];
                 convolved[c] = sum;
             }
-            float *product_pixel = product_row + x * hidden;
-            for (long k = 0; k < hidden; k++) product_pixel[k] = gelu(convolved[k]) * convolved[hidden + k];
+            gelu_product_array(convolved, convolved + hidden, product_row + x * hidden, hidden);
         }
     }
 }

@@ -12,16 +12,6 @@
 
 #define BLOCK 4096 /* elements per OpenMP chunk */
 
-static inline float8 load_partial(const float *source, long count) {
-    float8 values = {0};
-    for (long lane = 0; lane < count; lane++) values[lane] = source[lane];
-    return values;
-}
-
-static inline void store_partial(float *target, float8 values, long count) {
-    for (long lane = 0; lane < count; lane++) target[lane] = values[lane];
-}
-
 static inline float8 gelu_gradient8(float8 x) {
     const float8 cdf = 0.5f * (1.0f + erf8(x * 0.7071067811865476f));
     const float8 pdf = 0.3989422804014327f * exp8(-0.5f * x * x);
@@ -30,12 +20,8 @@ static inline float8 gelu_gradient8(float8 x) {
 
 void mirage_gelu_forward(const float *restrict input, float *restrict output, long count, int threads) {
     #pragma omp parallel for num_threads(threads) schedule(static)
-    for (long start = 0; start < count; start += BLOCK) {
-        const long end = start + BLOCK < count ? start + BLOCK : count;
-        long i = start;
-        for (; i + 8 <= end; i += 8) *(float8 *)(output + i) = gelu8(*(const float8 *)(input + i));
-        if (i < end) store_partial(output + i, gelu8(load_partial(input + i, end - i)), end - i);
-    }
+    for (long start = 0; start < count; start += BLOCK)
+        gelu_array(input + start, output + start, start + BLOCK < count ? BLOCK : count - start);
 }
 
 void mirage_gelu_backward(const float *restrict grad_output, const float *restrict input, float *restrict grad_input,
