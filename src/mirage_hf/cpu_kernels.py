@@ -191,9 +191,9 @@ class _GELU(torch.autograd.Function):
 
 
 def gelu(hidden_states: torch.Tensor) -> torch.Tensor:
-    """`F.gelu(hidden_states)` (exact), on the C kernels for fp32 CPU tensors where they are built (forward and
-    backward about twice as fast as PyTorch's on a few cores); `F.gelu` itself everywhere else (other devices and
-    dtypes, autocast, torch.compile and export)."""
+    """`F.gelu(hidden_states)` (exact), on the C kernels for fp32 CPU tensors where they are built (backward 1.6×
+    as fast as PyTorch's on two cores, forward as fast or faster); `F.gelu` itself everywhere else (other devices
+    and dtypes, autocast, torch.compile and export)."""
     usable = (
         hidden_states.device.type == "cpu"
         and hidden_states.dtype == torch.float32

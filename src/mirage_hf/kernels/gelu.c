@@ -4,7 +4,7 @@
 
    Why by hand: PyTorch's gelu_backward evaluates erf and exp with its general-purpose vector functions and takes
    about a fifth of a MIRAGE training step on the CPU; the rational erf and polynomial exp of vector_math.h give the
-   same fp32 results at about half the cost. */
+   same fp32 results with the backward 1.6x as fast (8x96x128x128 map, two cores). */
 
 #include <omp.h>
 
