@@ -28,19 +28,10 @@ void mirage_cross_gate(const float *attention, const float *gated, const float *
             *(float8 *)(out + 2 * branch + k) = m8 + alpha_mlp * sigmoid8(a8 + g8);
         }
         if (branch < 8) { /* narrow test models: through a local copy */
-            float8 a8 = {0}, g8 = {0}, m8 = {0};
-            for (long lane = 0; lane < branch; lane++) {
-                a8[lane] = a[lane];
-                g8[lane] = g[lane];
-                m8[lane] = m[lane];
-            }
-            const float8 out_a = a8 + alpha_attention * sigmoid8(g8 + m8), out_g = g8 + alpha_gated * sigmoid8(a8 + m8),
-                         out_m = m8 + alpha_mlp * sigmoid8(a8 + g8);
-            for (long lane = 0; lane < branch; lane++) {
-                out[lane] = out_a[lane];
-                out[branch + lane] = out_g[lane];
-                out[2 * branch + lane] = out_m[lane];
-            }
+            const float8 a8 = load_partial(a, branch), g8 = load_partial(g, branch), m8 = load_partial(m, branch);
+            store_partial(out, a8 + alpha_attention * sigmoid8(g8 + m8), branch);
+            store_partial(out + branch, g8 + alpha_gated * sigmoid8(a8 + m8), branch);
+            store_partial(out + 2 * branch, m8 + alpha_mlp * sigmoid8(a8 + g8), branch);
         }
     }
 }

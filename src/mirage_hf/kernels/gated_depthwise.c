@@ -15,13 +15,16 @@
 
 #include "vector_math.h"
 
+/* Scratch per thread: a ring of three rows and a zero row, each (width + 2) x 2h, and one pixel's 2h sums. */
+long mirage_gated_depthwise_scratch_floats(long width, long hidden) { return 4 * (width + 2) * 2 * hidden + 2 * hidden; }
+
 /* Output rows [first, last) of one band, on one thread. A ring of three GELU'd input rows, each with a zero column
    on either side, keeps the 3x3 window in cache; rows outside [0, rows) read a zero row (the conv's padding).
    buffer: this thread's scratch of mirage_gated_depthwise_scratch_floats(width, hidden) floats. */
 static void gated_depthwise_rows(const float *projected, long rows, long width, long hidden, const float *weight,
                                  const float *bias, long first, long last, float *product, float *buffer) {
     const long channels = 2 * hidden, row_length = (width + 2) * channels;
-    memset(buffer, 0, (4 * row_length + channels) * sizeof(float));
+    memset(buffer, 0, mirage_gated_depthwise_scratch_floats(width, hidden) * sizeof(float));
     float *ring = buffer, *zero_row = buffer + 3 * row_length, *convolved = zero_row + row_length;
     long ring_rows[3] = {-2, -2, -2};
     for (long row = first; row < last; row++) {
@@ -80,7 +83,6 @@ static void gated_depthwise_rows(const float *projected, long rows, long width, 
     }
 }
 
-long mirage_gated_depthwise_scratch_floats(long width, long hidden) { return 4 * (width + 2) * 2 * hidden + 2 * hidden; }
 
 /* projected: [rows, width, 2h] (one sample's band of `project_in` output, channels-last, dense).
    weight: [3, 3, 2h] (the depthwise weight, tap-major); bias: [2h] or NULL.
